@@ -1,0 +1,160 @@
+import { createWriteStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { cacheKey } from '../util/hash.js';
+import { LarvalError, tailLines } from '../util/errors.js';
+import { withLock } from '../util/lock.js';
+import { cacheRoot, kernelPatchesDir } from '../util/paths.js';
+import { progress } from '../util/progress.js';
+import { droppedOptions, fragmentPaths, parseConfig, readFragments } from './config.js';
+import { applySeries, loadSeries, type Patch } from './series.js';
+import { findKernelSource } from './source.js';
+
+/** stock: the Debian source as shipped; patched: with kernel-patches/series. */
+export type BuiltVariant = 'stock' | 'patched';
+
+export interface KernelBuildOptions {
+	variant: BuiltVariant;
+	/** Config flavour: base.config, plus `${config}.config` unless 'base'. */
+	config?: string;
+	/** Use only the first N patches of the series (bisecting). */
+	seriesPrefix?: number;
+	jobs?: number;
+	timeoutMs?: number;
+}
+
+export interface BuiltKernel {
+	variant: BuiltVariant;
+	config: string;
+	key: string;
+	dir: string;
+	bzImage: string;
+	release: string;
+	patches: string[];
+	/** Seconds the build took when it ran; a cache hit reports the original. */
+	buildSeconds: number;
+	cached: boolean;
+}
+
+// Bump when the way a tree is built changes, so old cache entries are not reused.
+const BUILDER_VERSION = '1';
+const KEEP_PER_VARIANT = 2;
+
+function buildKey(packageVersion: string, patches: readonly Patch[], fragments: readonly string[]): string {
+	return cacheKey([
+		['builder', BUILDER_VERSION],
+		['source', packageVersion],
+		...patches.map((p) => [`patch:${p.name}`, p.content] as const),
+		...fragments.map((f) => [`config:${f.split('/').pop()}`, readFileSync(f)] as const),
+	]);
+}
+
+async function run(cmd: string, args: string[], cwd: string, log: NodeJS.WritableStream, env: Record<string, string>, timeoutMs: number): Promise<void> {
+	log.write(`$ ${cmd} ${args.join(' ')}\n`);
+	const p = execa(cmd, args, { cwd, env, reject: false, all: true, timeout: timeoutMs, stdin: 'ignore' });
+	p.all?.pipe(log, { end: false });
+	const r = await p;
+	if (r.timedOut) throw new Error(`${cmd} timed out after ${Math.round(timeoutMs / 1000)} s`);
+	if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.exitCode}`);
+}
+
+function pruneOldBuilds(kernelsDir: string, prefix: string, keep: string): void {
+	const olds = readdirSync(kernelsDir)
+		.filter((d) => d.startsWith(prefix) && d !== keep && !d.endsWith('.lock'))
+		.map((d) => ({ d, t: statSync(join(kernelsDir, d)).mtimeMs }))
+		.sort((a, b) => b.t - a.t)
+		.slice(KEEP_PER_VARIANT - 1);
+	for (const { d } of olds) rmSync(join(kernelsDir, d), { recursive: true, force: true });
+}
+
+/**
+ * Builds (or finds in the cache) a bzImage from Debian's linux-source-6.12,
+ * the series and the config fragments.  The key covers all three, so an
+ * unchanged input never rebuilds and a changed one never reuses a stale tree.
+ */
+export async function buildKernel(opts: KernelBuildOptions): Promise<BuiltKernel> {
+	const config = opts.config ?? 'base';
+	const source = await findKernelSource();
+	let patches = opts.variant === 'stock' ? [] : loadSeries(kernelPatchesDir);
+	if (opts.seriesPrefix !== undefined) patches = patches.slice(0, opts.seriesPrefix);
+	const fragments = fragmentPaths(join(kernelPatchesDir, 'config'), config);
+	const key = buildKey(source.packageVersion, patches, fragments);
+	const prefix = `${opts.variant}-${config}${opts.seriesPrefix !== undefined ? `-p${opts.seriesPrefix}` : ''}-`;
+	const kernelsDir = join(cacheRoot(), 'kernels');
+	const name = `${prefix}${key}`;
+	const dir = join(kernelsDir, name);
+	const metaPath = join(dir, 'kernel.json');
+	mkdirSync(kernelsDir, { recursive: true });
+
+	const timeoutMs = opts.timeoutMs ?? 60 * 60_000;
+	return withLock(dir, timeoutMs, async () => {
+		if (existsSync(metaPath)) {
+			const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as BuiltKernel;
+			return { ...meta, cached: true };
+		}
+		rmSync(dir, { recursive: true, force: true });
+		const src = join(dir, 'src');
+		const out = join(dir, 'build');
+		mkdirSync(src, { recursive: true });
+		mkdirSync(out, { recursive: true });
+		const logPath = join(dir, 'build.log');
+		const log = createWriteStream(logPath);
+		const started = Date.now();
+		const hasCcache = (await execa('sh', ['-c', 'command -v ccache'], { reject: false })).exitCode === 0;
+		const env: Record<string, string> = {
+			ARCH: 'x86_64',
+			// Relative paths in ccache's hash let two cache entries share objects.
+			CCACHE_BASEDIR: dir,
+			KBUILD_BUILD_TIMESTAMP: '1970-01-01',
+			KBUILD_BUILD_USER: 'larval',
+			KBUILD_BUILD_HOST: 'larval',
+		};
+		const make = (args: string[]) =>
+			run('make', ['-C', src, `O=${out}`, ...(hasCcache ? ['CC=ccache gcc'] : []), ...args], dir, log, env, timeoutMs);
+		try {
+			progress(`kernel ${name}: unpacking ${source.tarball}`);
+			await run('tar', ['-xf', source.tarball, '--strip-components=1', '-C', src], dir, log, env, timeoutMs);
+			if (patches.length) {
+				progress(`kernel ${name}: applying ${patches.length} patch(es)`);
+				await applySeries(src, patches);
+			}
+			progress(`kernel ${name}: configuring (tinyconfig + ${fragments.map((f) => f.split('/').pop()).join(' + ')})`);
+			await make(['tinyconfig']);
+			await run(join(src, 'scripts/kconfig/merge_config.sh'), ['-m', '-O', out, join(out, '.config'), ...fragments], dir, log, env, timeoutMs);
+			await make(['olddefconfig']);
+			const dropped = droppedOptions(readFragments(fragments), parseConfig(readFileSync(join(out, '.config'), 'utf8')));
+			if (dropped.length) {
+				throw new LarvalError(
+					`Kconfig dropped options the fragments ask for (unmet dependencies?):\n` +
+						dropped.map((d) => `  ${d.name}=${d.value}`).join('\n'),
+				);
+			}
+			const jobs = opts.jobs ?? availableParallelism();
+			progress(`kernel ${name}: building bzImage with ${jobs} job(s)${hasCcache ? ' and ccache' : ''}; log: ${logPath}`);
+			await make([`-j${jobs}`, 'bzImage']);
+			const release = readFileSync(join(out, 'include/config/kernel.release'), 'utf8').trim();
+			const built: BuiltKernel = {
+				variant: opts.variant,
+				config,
+				key,
+				dir,
+				bzImage: join(out, 'arch/x86/boot/bzImage'),
+				release,
+				patches: patches.map((p) => p.name),
+				buildSeconds: Math.round((Date.now() - started) / 1000),
+				cached: false,
+			};
+			writeFileSync(metaPath, JSON.stringify(built, null, '\t'));
+			progress(`kernel ${name}: built ${release} in ${built.buildSeconds} s`);
+			pruneOldBuilds(kernelsDir, prefix, name);
+			return built;
+		} catch (e) {
+			if (e instanceof LarvalError) throw e;
+			await new Promise((r) => log.end(r));
+			throw new LarvalError(`kernel build ${name} failed: ${(e as Error).message}\nfull log: ${logPath}`, tailLines(readFileSync(logPath, 'utf8'), 40));
+		} finally {
+			log.end();
+		}
+	});
+}

@@ -1,0 +1,55 @@
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { LarvalError } from '../util/errors.js';
+import { readBzImageHeader } from './bzimage.js';
+import { buildKernel } from './build.js';
+import { DISTRO_MODULES, fetchDistroKernel } from './distro.js';
+
+export const KERNEL_NAMES = ['distro', 'stock', 'patched'] as const;
+export type KernelName = (typeof KERNEL_NAMES)[number];
+
+/** A kernel ready to boot, whatever it came from. */
+export interface KernelTarget {
+	/** distro, stock, patched, or the path the user gave. */
+	name: string;
+	kind: 'distro' | 'built' | 'path';
+	bzImage: string;
+	release: string;
+	/** Distro kernels: where lib/modules/RELEASE is, and what to load. */
+	modules?: { root: string; names: readonly string[] };
+	/** Config flavour for built kernels (base, debug, ...). */
+	config?: string;
+	buildSeconds?: number;
+}
+
+export function isKernelName(s: string): s is KernelName {
+	return (KERNEL_NAMES as readonly string[]).includes(s);
+}
+
+/** Checks a user-given path: a bzImage, or a build tree holding one. */
+export function bzImageFromPath(spec: string): string {
+	const p = resolve(spec);
+	if (!existsSync(p)) {
+		throw new LarvalError(`kernel ${spec}: no such file or directory (want distro, stock, patched, a bzImage or a build tree)`);
+	}
+	const file = statSync(p).isDirectory() ? join(p, 'arch/x86/boot/bzImage') : p;
+	if (!existsSync(file)) throw new LarvalError(`kernel ${spec}: a directory without arch/x86/boot/bzImage (not built yet?)`);
+	if (!readBzImageHeader(file)) throw new LarvalError(`kernel ${spec}: ${file} is not an x86 bzImage (no HdrS setup header)`);
+	return file;
+}
+
+export async function resolveKernel(spec: string, opts: { config?: string } = {}): Promise<KernelTarget> {
+	if (spec === 'distro') {
+		const k = await fetchDistroKernel();
+		return { name: 'distro', kind: 'distro', bzImage: k.bzImage, release: k.release, modules: { root: k.root, names: DISTRO_MODULES } };
+	}
+	if (spec === 'stock' || spec === 'patched') {
+		const k = await buildKernel({ variant: spec, config: opts.config });
+		return { name: spec, kind: 'built', bzImage: k.bzImage, release: k.release, config: k.config, buildSeconds: k.buildSeconds };
+	}
+	if (!spec.includes('/') && !spec.includes('.')) {
+		throw new LarvalError(`unknown kernel "${spec}": valid are ${KERNEL_NAMES.join(', ')}, or a path to a bzImage or build tree`);
+	}
+	const bzImage = bzImageFromPath(spec);
+	return { name: spec, kind: 'path', bzImage, release: readBzImageHeader(bzImage)!.release };
+}

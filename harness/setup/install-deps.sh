@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the harness needs on a bare Debian 12 machine.
+# Idempotent: packages already present are not touched, so a warm machine
+# spends no time here.  Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+packages=(
+	# booting guests
+	qemu-system-x86
+	# building kernels
+	linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev
+	ccache cpio xz-utils kmod
+	# guest image
+	busybox-static dropbear-bin iproute2 gzip
+	# kernel-patches/ checks
+	git patch perl quilt
+	# guest programs are linked statically against glibc
+	libc6-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	[[ $p == \#* ]] && continue
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Stale or absent package lists make apt-get install fail on a fresh machine.
+$SUDO apt-get update -q >/dev/null
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,75 @@
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { cacheRoot } from '../util/paths.js';
+import { progress } from '../util/progress.js';
+import type { Accelerator } from './qemu-args.js';
+import { type BootOptions, QEMU, Vm } from './vm.js';
+
+export interface AccelChoice {
+	accel: Accelerator;
+	/** Why: the probe's outcome, or the override that decided. */
+	reason: string;
+}
+
+function kvmUsable(): string | null {
+	if (!existsSync('/dev/kvm')) return '/dev/kvm does not exist';
+	try {
+		accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+	} catch {
+		return '/dev/kvm is not accessible to this user';
+	}
+	return null;
+}
+
+/**
+ * A machine's KVM verdict stays valid until the host reboots or QEMU changes,
+ * so the probe boot is paid once per boot of the host, not once per VM.
+ */
+async function probeCacheKey(): Promise<string> {
+	const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+	const qemu = await execa(QEMU, ['--version'], { reject: false });
+	return `${bootId} ${qemu.stdout.split('\n')[0] ?? ''}`;
+}
+
+/**
+ * Decides between KVM and TCG by booting a real guest under KVM: /dev/kvm can
+ * exist and open fine while guests die with "KVM internal error ... emulation
+ * failure" (as on these CI machines).  A guest counts as KVM only if it
+ * boots, answers ssh and runs on kvm-clock.  LARVAL_ACCEL=kvm|tcg overrides.
+ */
+export async function chooseAccelerator(probe: Omit<BootOptions, 'accel' | 'name'>): Promise<AccelChoice> {
+	const forced = process.env.LARVAL_ACCEL;
+	if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `LARVAL_ACCEL=${forced}` };
+	if (forced && forced !== 'auto') throw new Error(`LARVAL_ACCEL must be kvm, tcg or auto, not ${forced}`);
+	const unusable = kvmUsable();
+	if (unusable) return { accel: 'tcg', reason: unusable };
+
+	const cachePath = join(cacheRoot(), 'accel-probe.json');
+	const key = await probeCacheKey();
+	if (existsSync(cachePath)) {
+		const cached = JSON.parse(readFileSync(cachePath, 'utf8')) as AccelChoice & { key: string };
+		if (cached.key === key) return { accel: cached.accel, reason: `${cached.reason} (probed earlier this host boot)` };
+	}
+	progress('probing KVM with a real guest boot');
+	let choice: AccelChoice;
+	let vm: Vm | undefined;
+	try {
+		vm = await Vm.boot({ ...probe, name: 'kvm-probe', accel: 'kvm', bootTimeoutMs: 30_000 });
+		const clock = (await vm.run('cat /sys/devices/system/clocksource/clocksource0/current_clocksource', { timeoutMs: 10_000 })).trim();
+		choice = clock === 'kvm-clock'
+			? { accel: 'kvm', reason: 'probe guest booted on kvm-clock' }
+			: { accel: 'tcg', reason: `probe guest booted but its clocksource is ${clock}, not kvm-clock` };
+	} catch (e) {
+		const msg = (e as Error).message.split('\n')[0] ?? '';
+		const internal = /KVM internal error|emulation failure|failed to set MSR|KVM_SET/.exec(
+			`${(e as Error).message}\n${(e as { detail?: string }).detail ?? ''}`,
+		);
+		choice = { accel: 'tcg', reason: `KVM probe guest failed${internal ? ` (${internal[0]})` : ''}: ${msg}` };
+	} finally {
+		await vm?.stop();
+	}
+	mkdirSync(cacheRoot(), { recursive: true });
+	writeFileSync(cachePath, JSON.stringify({ ...choice, key }, null, '\t'));
+	return choice;
+}

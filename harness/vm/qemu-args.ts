@@ -1,0 +1,53 @@
+export type Accelerator = 'kvm' | 'tcg';
+
+export interface QemuConfig {
+	kernel: string;
+	initrd: string;
+	accel: Accelerator;
+	/** Host port on 127.0.0.1 forwarded to the guest's sshd. */
+	sshPort: number;
+	memoryMiB?: number;
+	cpus?: number;
+	/** Extra kernel command-line words, after the harness's own. */
+	append?: readonly string[];
+}
+
+/** Kernel command line: console on the first serial port, and a panic ends the VM at once. */
+export function kernelCommandLine(extra: readonly string[] = []): string {
+	return ['console=ttyS0,115200', 'panic=-1', 'printk.time=1', ...extra].join(' ');
+}
+
+/**
+ * QEMU's argument vector for one guest.  Pure, so the choices are unit-tested:
+ * no defaults devices or user config (reproducible across hosts), the serial
+ * console on stdout for live scanning, -no-reboot so a panic or `reboot -f`
+ * ends the process, and user-mode networking restricted to the ssh forward
+ * so no guest packet can reach the host's networks.
+ */
+export function qemuArgs(c: QemuConfig): string[] {
+	if (!Number.isInteger(c.sshPort) || c.sshPort <= 0 || c.sshPort > 65535) {
+		throw new Error(`invalid ssh port ${c.sshPort}`);
+	}
+	const cpus = c.cpus ?? 1;
+	const args = [
+		'-nodefaults',
+		'-no-user-config',
+		'-display', 'none',
+		'-monitor', 'none',
+		'-no-reboot',
+		'-machine', 'pc',
+		'-accel', c.accel === 'kvm' ? 'kvm' : 'tcg',
+		'-cpu', c.accel === 'kvm' ? 'host' : 'max',
+		'-m', String(c.memoryMiB ?? 512),
+		'-smp', String(cpus),
+		'-chardev', 'stdio,id=console,signal=off',
+		'-serial', 'chardev:console',
+		'-kernel', c.kernel,
+		'-initrd', c.initrd,
+		'-append', kernelCommandLine(c.append),
+		'-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${c.sshPort}-:22`,
+		'-device', 'virtio-net-pci,netdev=net0',
+		'-device', 'virtio-rng-pci',
+	];
+	return args;
+}
