@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs, positiveNumber, single, type ParsedArgs } from './cli-args.js';
-import { buildKernel, type BuiltVariant } from './kernel/build.js';
+import { buildKernel } from './kernel/build.js';
+import { fetchDistroKernel } from './kernel/distro.js';
 import { resolveKernel } from './kernel/target.js';
 import { LarvalError } from './util/errors.js';
+import { shellJoin } from './util/shell.js';
 import { bootGuest } from './vm/guest.js';
 import { GuestDiedError } from './vm/vm.js';
 import { ExecTimeoutError } from './vm/ssh.js';
@@ -10,8 +12,9 @@ import { formatFindings } from './vm/console-scan.js';
 
 const USAGE = `usage: larval COMMAND [OPTIONS]
 
-  build [--kernel stock|patched|all] [--config FLAVOUR]
-      Build kernels from Debian's linux-source-6.12 (patched: with kernel-patches/series).
+  build [--kernel stock|patched|distro|all] [--config FLAVOUR]
+      Build kernels from Debian's linux-source-6.12 (patched: with
+      kernel-patches/series); distro fetches Debian's cloud kernel.
   exec [--kernel K] [--timeout S] [--keep-console] -- CMD ARGS...
       Boot K, run CMD in the guest, print its output, exit with its status
       (255 when the guest died, 124 on timeout).
@@ -23,17 +26,18 @@ Environment: LARVAL_ACCEL=kvm|tcg|auto, LARVAL_CACHE (default ~/.cache/larval),
 LARVAL_KEEP_CONSOLE=1 keeps every console log under results/consoles.
 `;
 
-function shellQuote(words: readonly string[]): string {
-	return words.map((w) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
-}
-
 async function cmdBuild(args: ParsedArgs): Promise<number> {
 	const which = single(args, 'kernel', 'all');
-	const variants: BuiltVariant[] = which === 'all' ? ['stock', 'patched'] : which === 'stock' || which === 'patched' ? [which] : [];
-	if (!variants.length) throw new LarvalError(`--kernel must be stock, patched or all, not ${which}`);
-	for (const variant of variants) {
-		const k = await buildKernel({ variant, config: single(args, 'config', 'base') });
-		console.log(`${variant}: ${k.release} ${k.bzImage}${k.cached ? ' (cached)' : ` (built in ${k.buildSeconds} s)`}`);
+	const names = which === 'all' ? ['stock', 'patched', 'distro'] : [which];
+	for (const name of names) {
+		if (name === 'distro') {
+			const k = await fetchDistroKernel();
+			console.log(`distro: ${k.release} ${k.bzImage}`);
+			continue;
+		}
+		if (name !== 'stock' && name !== 'patched') throw new LarvalError(`--kernel must be stock, patched, distro or all, not ${which}`);
+		const k = await buildKernel({ variant: name, config: single(args, 'config', 'base') });
+		console.log(`${name}: ${k.release} ${k.bzImage}${k.cached ? ' (cached)' : ` (built in ${k.buildSeconds} s)`}`);
 	}
 	return 0;
 }
@@ -45,7 +49,7 @@ async function cmdExec(args: ParsedArgs): Promise<number> {
 	const { vm, accel } = await bootGuest(kernel);
 	let failed = false;
 	try {
-		const r = await vm.exec(shellQuote(args.rest), {
+		const r = await vm.exec(shellJoin(args.rest), {
 			timeoutMs,
 			onStdout: (d) => process.stdout.write(d),
 			onStderr: (d) => process.stderr.write(d),

@@ -21,11 +21,16 @@ export interface GuestImage {
 }
 
 // Bump when the image layout changes in a way the inputs do not show.
-const IMAGE_VERSION = '1';
+const IMAGE_VERSION = '2';
 
 const BUSYBOX = '/bin/busybox';
-/** Real programs that win over busybox applets of the same name. */
+/**
+ * Real programs that replace busybox applets of the same name.  bash is among
+ * them because Debian's busybox-static shell prefers its own applets to PATH:
+ * under ash, `ip` would run busybox's ip, which has no `xfrm`.
+ */
 const HOST_PROGRAMS: Record<string, string[]> = {
+	'/bin/bash': ['/bin/bash', '/usr/bin/bash'],
 	'/usr/bin/ip': ['/usr/bin/ip', '/bin/ip', '/sbin/ip', '/usr/sbin/ip'],
 	'/usr/sbin/dropbear': ['/usr/sbin/dropbear'],
 };
@@ -111,7 +116,7 @@ export async function buildBaseImage(): Promise<GuestImage> {
 		progress(`guest image: building base-${key}`);
 		mkdirSync(dir, { recursive: true });
 		const keys = await makeGuestKeys(join(dir, 'host_key'));
-		const skip = new Set([...hostPrograms.keys()].map((p) => p.split('/').pop()!));
+		const skip = new Set([...hostPrograms.keys()].map((p) => p.split('/').pop()!).concat('sh'));
 		const entries: CpioEntry[] = [
 			{ kind: 'dir', path: '/root', mode: 0o700 },
 			{ kind: 'dir', path: '/root/.ssh', mode: 0o700 },
@@ -124,6 +129,7 @@ export async function buildBaseImage(): Promise<GuestImage> {
 			{ kind: 'file', path: '/etc/dropbear/host_key', mode: 0o600, data: keys.hostKey },
 			...(await busyboxEntries(skip)),
 			...(await hostProgramEntries(new Map([...hostPrograms, ...guestPrograms]))),
+			{ kind: 'symlink', path: '/bin/sh', target: 'bash' },
 			...rootfs,
 		];
 		const initrd = join(dir, 'initrd.cpio.gz');

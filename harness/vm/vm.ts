@@ -1,4 +1,4 @@
-import { createWriteStream, mkdirSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -86,7 +86,10 @@ export class Vm {
 		void qemu.then((r) => {
 			if (qemu.pid !== undefined) unregisterVmProcess(qemu.pid);
 			this.exited = true;
-			this.exitInfo = `QEMU exited (${r.signal ?? `status ${r.exitCode}`})${this.stderrText ? `: ${this.stderrText.trim()}` : ''}`;
+			this.exitInfo =
+				r.exitCode === undefined && !r.signal
+					? (r.shortMessage ?? 'QEMU could not be started') // spawn failed: ENOENT and friends
+					: `QEMU exited (${r.signal ?? `status ${r.exitCode}`})${this.stderrText ? `: ${this.stderrText.trim()}` : ''}`;
 		});
 	}
 
@@ -141,12 +144,10 @@ export class Vm {
 			this.failed = true;
 			await this.kill();
 			await new Promise((r) => this.consoleStream.end(r));
-			if (/ENOENT/.test(this.exitInfo) || (this.qemu.pid === undefined && !this.consoleText)) {
+			if (this.qemu.pid === undefined) {
 				throw new LarvalError(`cannot run ${QEMU}: ${this.exitInfo} (install qemu-system-x86: \`make deps\`)`);
 			}
-			const failedLog = this.consoleLog.replace(/\.log$/, '.failed.log');
-			renameSync(this.consoleLog, failedLog);
-			throw new GuestDiedError(`${this.opts.name}: ${why}; console: ${failedLog}`, tailLines(this.consoleText, CONSOLE_TAIL_LINES), failedLog);
+			throw new GuestDiedError(`${this.opts.name}: ${why}; console: ${this.consoleLog}`, tailLines(this.consoleText, CONSOLE_TAIL_LINES), this.consoleLog);
 		};
 		// Wait for the boot script's marker before trying ssh: each failed ssh
 		// attempt under TCG costs the guest CPU time it needs to boot.
@@ -270,11 +271,6 @@ export class Vm {
 		if (!keep) {
 			rmSync(this.consoleLog, { force: true });
 			return { consoleLog: null, findings };
-		}
-		if (this.failed || opts.failed) {
-			const failedPath = this.consoleLog.replace(/\.log$/, '.failed.log');
-			renameSync(this.consoleLog, failedPath);
-			return { consoleLog: failedPath, findings };
 		}
 		return { consoleLog: this.consoleLog, findings };
 	}

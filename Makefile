@@ -1,0 +1,54 @@
+# larval: the two commands a newcomer needs are `make run` and `make test`.
+# Both install what they need first (Debian packages, npm packages, kernels).
+
+LARVAL := node dist/harness/cli.js
+KERNELS ?= distro stock patched
+RESULTS ?= results
+
+.PHONY: all deps npm build kernels run test test-unit test-vm check bench clean
+
+all: build
+
+# Debian packages (needs root or sudo; does nothing when all are present).
+deps:
+	bash harness/setup/install-deps.sh
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+npm: node_modules/.package-lock.json
+
+build: npm
+	npx tsc -p tsconfig.json
+
+# Kernels are cached under ~/.cache/larval by a key of their inputs: this is
+# a no-op when nothing changed.
+kernels: deps build
+	$(LARVAL) build --kernel all
+
+# The main job: build, boot, run the semantics matrix, print the table.
+run: kernels
+	$(LARVAL) run $(foreach k,$(KERNELS),--kernel $(k)) --json $(RESULTS)/run.json --junit $(RESULTS)/run.xml
+
+# Every test: unit tests of pure functions, then the suites that boot real
+# guests.  The JSON report is what .ci/run counts.
+test: kernels
+	@mkdir -p $(RESULTS)
+	npx vitest run --reporter=default --reporter=json --outputFile.json=$(RESULTS)/vitest.json
+
+test-unit: build
+	npx vitest run --project unit
+
+test-vm: kernels
+	npx vitest run --project vm
+
+check: build
+	npx tsc -p tsconfig.json --noEmit
+	npx vitest run --project unit
+
+bench: kernels
+	$(LARVAL) bench --json $(RESULTS)/bench.json
+
+clean:
+	rm -rf dist $(RESULTS)
