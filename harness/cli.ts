@@ -9,6 +9,12 @@ import { bootGuest } from './vm/guest.js';
 import { GuestDiedError } from './vm/vm.js';
 import { ExecTimeoutError } from './vm/ssh.js';
 import { formatFindings } from './vm/console-scan.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { CASES, findCase } from './suite/cases.js';
+import { runMatrix, selectCases } from './suite/plan.js';
+import { type CellResult, cellPassed, cellText } from './suite/session.js';
+import { renderJunit, renderTable } from './report/table.js';
 
 const USAGE = `usage: larval COMMAND [OPTIONS]
 
@@ -20,6 +26,13 @@ const USAGE = `usage: larval COMMAND [OPTIONS]
       (255 when the guest died, 124 on timeout).
   shell [--kernel K]
       An interactive shell in a booted guest.
+
+  repro list | repro NAME [--kernel K] [--repeat N] [--mode larval_drop=0|1]
+      List the reproducible stock behaviours, or run one and say what the
+      program saw (calls, errnos, times, packets echoed or lost).
+  run [--kernel K ...] [--filter PATTERN] [--repeat N] [--json FILE] [--junit FILE]
+      Run the semantics matrix on each kernel (default: distro stock patched)
+      and print one table: a row per case and mode, a column per kernel.
 
 K is distro, stock, patched (default), a bzImage, or a kernel build tree.
 Environment: LARVAL_ACCEL=kvm|tcg|auto, LARVAL_CACHE (default ~/.cache/larval),
@@ -80,10 +93,59 @@ async function cmdShell(args: ParsedArgs): Promise<number> {
 	}
 }
 
+function printCell(c: CellResult): void {
+	const ok = cellPassed(c);
+	console.log(`${ok ? 'ok  ' : 'FAIL'} ${c.kernel} ${c.caseId} [${c.mode}]: ${cellText(c)}`);
+	if (!ok) {
+		for (const [i, v] of c.violations.entries()) if (v.length) console.log(`     run ${i + 1}: ${v.join('; ')}`);
+		for (const f of c.findings) console.log(`     console: ${f.kind} at line ${f.line}: ${f.text}`);
+		if (c.error) console.log(`     ${c.error.split('\n').join('\n     ')}`);
+	}
+}
+
+async function cmdRepro(args: ParsedArgs): Promise<number> {
+	const name = args.positional[0];
+	if (!name || name === 'list') {
+		const width = Math.max(...CASES.map((c) => c.id.length));
+		for (const c of CASES) console.log(`${c.id.padEnd(width)}  ${c.title}  [${Object.keys(c.stock).join(', ')}]`);
+		return 0;
+	}
+	const c = findCase(name);
+	if (!c) throw new LarvalError(`unknown case "${name}"; \`larval repro list\` names them: ${CASES.map((x) => x.id).join(', ')}`);
+	const repeat = positiveNumber(single(args, 'repeat', '3'), '--repeat');
+	console.log(`${c.id}: ${c.title}`);
+	const cells = await runMatrix({ kernels: [single(args, 'kernel', 'distro')], cases: [c], repeat, mode: args.options.get('mode')?.[0], onCell: printCell });
+	return cells.every(cellPassed) ? 0 : 1;
+}
+
+async function cmdRun(args: ParsedArgs): Promise<number> {
+	const kernels = args.options.get('kernel') ?? ['distro', 'stock', 'patched'];
+	const cases = selectCases(single(args, 'filter', ''));
+	const repeat = positiveNumber(single(args, 'repeat', '3'), '--repeat');
+	const started = Date.now();
+	const cells = await runMatrix({ kernels, cases, repeat, onCell: printCell });
+	console.log(`\n${renderTable(cells, kernels)}\n`);
+	const accels = [...new Set(cells.map((c) => `${c.kernel}: ${c.accel}`))].join(', ');
+	console.log(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; accelerator ${accels}; ${Math.round((Date.now() - started) / 1000)} s`);
+	const json = args.options.get('json')?.[0];
+	if (json) {
+		mkdirSync(dirname(json), { recursive: true });
+		writeFileSync(json, JSON.stringify({ kernels, repeat, cells }, (_, v) => (typeof v === 'bigint' ? String(v) : v), '\t'));
+	}
+	const junit = args.options.get('junit')?.[0];
+	if (junit) {
+		mkdirSync(dirname(junit), { recursive: true });
+		writeFileSync(junit, renderJunit(cells));
+	}
+	return cells.every(cellPassed) ? 0 : 1;
+}
+
 const COMMANDS: Record<string, { options: string[]; flags: string[]; run: (a: ParsedArgs) => Promise<number> }> = {
 	build: { options: ['kernel', 'config'], flags: [], run: cmdBuild },
 	exec: { options: ['kernel', 'timeout'], flags: ['keep-console'], run: cmdExec },
 	shell: { options: ['kernel'], flags: [], run: cmdShell },
+	repro: { options: ['kernel', 'repeat', 'mode'], flags: [], run: cmdRepro },
+	run: { options: ['kernel', 'filter', 'repeat', 'json', 'junit'], flags: [], run: cmdRun },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -33,6 +33,12 @@ export interface Topology {
 	nearStates: StateSpec[];
 	/** Shell commands that build it, one per line. */
 	setup: string[];
+	/**
+	 * The near side's policies, apart from setup: a case flushes and re-adds
+	 * them, which is the only way to empty stock's per-policy hold queue
+	 * (its timer would otherwise keep sending ACQUIREs for the last case).
+	 */
+	nearPolicies: string[];
 }
 
 const KEY_OUT = aeadKey('0x0102030405060708090a0b0c0d0e0f1011121314');
@@ -99,6 +105,7 @@ export function transportTopology(): Topology {
 	const b: LinkEnd = { ns: 'B', dev: 'b0', mac: '02:00:00:00:00:0b', v4: '192.0.2.2', v6: '2001:db8:1::2' };
 	const setup = [...nsSetup('A', false), ...nsSetup('B', false), ...link(a, b, 24, 64)];
 	const nearStates: StateSpec[] = [];
+	const nearPolicies: string[] = [];
 	for (const fam of [4, 6] as Family[]) {
 		const [sa, sb] = fam === 4 ? [a.v4, b.v4] : [a.v6, b.v6];
 		const reqid = fam === 4 ? 4 : 6;
@@ -111,8 +118,9 @@ export function transportTopology(): Topology {
 		for (const s of states) setup.push(ip('B', ...stateAdd(s)));
 		setup.push(ip('B', ...policyAdd(pol('out', sb, sa))), ip('B', ...policyAdd(pol('in', sa, sb))));
 		// A has policies only: its SAs come from the key manager.
-		setup.push(ip('A', ...policyAdd(pol('out', sa, sb))), ip('A', ...policyAdd(pol('in', sb, sa))));
+		nearPolicies.push(ip('A', ...policyAdd(pol('out', sa, sb))), ip('A', ...policyAdd(pol('in', sb, sa))));
 	}
+	setup.push(...nearPolicies);
 	return {
 		name: 'transport',
 		client: host('A', a.v4, a.v6),
@@ -121,6 +129,7 @@ export function transportTopology(): Topology {
 		namespaces: ['A', 'B'],
 		nearStates,
 		setup,
+		nearPolicies,
 	};
 }
 
@@ -149,6 +158,7 @@ export function tunnelTopology(): Topology {
 		ip('GB', '-6', 'route', 'add', '2001:db8:a::/64', 'via', gaOut.v6),
 	];
 	const nearStates: StateSpec[] = [];
+	const nearPolicies: string[] = [];
 	for (const fam of [4, 6] as Family[]) {
 		const [ga, gb] = fam === 4 ? [gaOut.v4, gbOut.v4] : [gaOut.v6, gbOut.v6];
 		const [netA, netB] = fam === 4 ? ['198.51.100.0/24', '203.0.113.0/24'] : ['2001:db8:a::/64', '2001:db8:b::/64'];
@@ -162,11 +172,14 @@ export function tunnelTopology(): Topology {
 			ip('GB', ...policyAdd({ dir: 'out', src: netB, dst: netA, tmpl: bToA })),
 			ip('GB', ...policyAdd({ dir: 'in', src: netA, dst: netB, tmpl: aToB })),
 			ip('GB', ...policyAdd({ dir: 'fwd', src: netA, dst: netB, tmpl: aToB })),
+		);
+		nearPolicies.push(
 			ip('GA', ...policyAdd({ dir: 'out', src: netA, dst: netB, tmpl: aToB })),
 			ip('GA', ...policyAdd({ dir: 'in', src: netB, dst: netA, tmpl: bToA })),
 			ip('GA', ...policyAdd({ dir: 'fwd', src: netB, dst: netA, tmpl: bToA })),
 		);
 	}
+	setup.push(...nearPolicies);
 	return {
 		name: 'tunnel',
 		client: host('HA', ha.v4, ha.v6),
@@ -175,6 +188,7 @@ export function tunnelTopology(): Topology {
 		namespaces: ['HA', 'GA', 'GB', 'HB'],
 		nearStates,
 		setup,
+		nearPolicies,
 	};
 }
 

@@ -1,0 +1,35 @@
+/**
+ * The guest programs' event logs (larval-km, larval-echo): one event per
+ * line, `<CLOCK_MONOTONIC ns> KIND key=value ...`, or `READY <ns>`.  All
+ * stamps come from one guest clock, so they compare across namespaces.
+ */
+export interface GuestEvent {
+	tNs: bigint;
+	kind: string;
+	fields: Record<string, string>;
+}
+
+export function parseEventLog(text: string): GuestEvent[] {
+	const events: GuestEvent[] = [];
+	for (const line of text.split('\n')) {
+		const words = line.trim().split(/\s+/);
+		if (words.length < 2) continue;
+		let t: string;
+		let kind: string;
+		let rest: string[];
+		if (/^\d+$/.test(words[0]!)) [t, kind, rest] = [words[0]!, words[1]!, words.slice(2)];
+		else if (/^\d+$/.test(words[1]!)) [kind, t, rest] = [words[0]!, words[1]!, words.slice(2)];
+		else continue;
+		const fields: Record<string, string> = {};
+		for (const w of rest) {
+			const eq = w.indexOf('=');
+			if (eq > 0) fields[w.slice(0, eq)] = w.slice(eq + 1);
+		}
+		events.push({ tNs: BigInt(t), kind, fields });
+	}
+	return events;
+}
+
+export function nsToMs(ns: bigint): number {
+	return Number(ns) / 1e6;
+}

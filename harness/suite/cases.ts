@@ -1,0 +1,222 @@
+import type { TopologyName } from '../net/topology.js';
+import type { KmBehaviour, ProbeSpec } from './lab.js';
+import type { Outcome } from './outcome.js';
+
+/**
+ * The kernel settings a case runs under.  `stock` modes exist on every
+ * kernel; `resolve` modes only where the series adds net.core.xfrm_resolve.
+ */
+export interface Mode {
+	id: string;
+	sysctls: Record<string, number>;
+}
+
+export const LARVAL_DROP_1: Mode = { id: 'larval_drop=1', sysctls: { 'net.core.xfrm_larval_drop': 1 } };
+export const LARVAL_DROP_0: Mode = { id: 'larval_drop=0', sysctls: { 'net.core.xfrm_larval_drop': 0 } };
+export const STOCK_MODES: readonly Mode[] = [LARVAL_DROP_1, LARVAL_DROP_0];
+
+/** A check over one run: the list of what contradicts the expectation (empty: as expected). */
+export type Check = (o: Outcome) => string[];
+
+export interface Case {
+	id: string;
+	/** One line: what it shows, for `larval repro list` and the table. */
+	title: string;
+	topology: TopologyName;
+	probe: ProbeSpec;
+	km: KmBehaviour;
+	/** What stock Linux does in each mode (sa-resolution.md section 1). */
+	stock: Partial<Record<string, Check>>;
+}
+
+// ---- building blocks of expectations --------------------------------------
+
+const all = (...checks: Check[]): Check => (o) => checks.flatMap((c) => c(o));
+
+/** The run is acceptable if it matches any of the alternatives: stock varies from run to run. */
+const oneOf = (alternatives: Record<string, Check>): Check => (o) => {
+	const misses = Object.entries(alternatives).map(([name, c]) => [name, c(o)] as const);
+	if (misses.some(([, v]) => v.length === 0)) return [];
+	return [`matches none of the behaviours stock shows: ${misses.map(([n, v]) => `${n} (${v.join('; ')})`).join(' / ')}`];
+};
+
+const probeRan: Check = (o) => o.problems;
+
+const connectReturns = (errno: string, minMs = 0, maxMs = Infinity): Check => (o) => {
+	if (!o.connect) return ['no connect() recorded'];
+	const want = errno || '0';
+	const got = o.connect.errno || '0';
+	const out: string[] = [];
+	if (got !== want) out.push(`connect() gave ${got}, expected ${want}`);
+	if (!Number.isFinite(o.connect.ms)) out.push('connect() duration missing from the probe output');
+	else if (o.connect.ms < minMs || o.connect.ms > maxMs) out.push(`connect() took ${Math.round(o.connect.ms)} ms, expected ${minMs}..${maxMs} ms`);
+	return out;
+};
+
+const connectAgainReturns = (errno: string): Check => (o) =>
+	(o.connectAgain?.errno || '0') === errno ? [] : [`second connect() gave ${o.connectAgain?.errno || '0'}, expected ${errno}`];
+
+const pollOutAfter = (minMs: number, maxMs: number): Check => (o) => {
+	const p = o.pollConnect;
+	if (!p) return ['no poll() for POLLOUT recorded'];
+	const out: string[] = [];
+	if (!p.revents.includes('POLLOUT')) out.push(`poll() gave ${p.revents || 'nothing'}, expected POLLOUT`);
+	if (p.soError) out.push(`SO_ERROR ${p.soError}`);
+	if (!Number.isFinite(p.waitedMs)) out.push('poll() wait missing from the probe output');
+	else if (p.waitedMs < minMs || p.waitedMs > maxMs) out.push(`POLLOUT after ${Math.round(p.waitedMs)} ms, expected ${minMs}..${maxMs} ms`);
+	return out;
+};
+
+const pollBeforeSendSays = (flag: string): Check => (o) =>
+	o.pollBeforeSend?.revents.includes(flag) ? [] : [`poll() right after connect gave ${o.pollBeforeSend?.revents || 'nothing'}, expected ${flag}`];
+
+const sendsSucceed: Check = (o) => {
+	const bad = o.sends.filter((s) => s.errno);
+	return bad.length ? [`${bad.length} send() calls failed: ${[...new Set(bad.map((b) => b.errno))].join(', ')}`] : [];
+};
+
+const allLost: Check = (o) => (o.sent > 0 && o.received === 0 ? [] : [`${o.received}/${o.sent} echoed, expected all lost`]);
+
+const allEchoed = (minFirstMs = 0): Check => (o) => {
+	const out: string[] = [];
+	if (o.sent === 0 || o.received !== o.sent) out.push(`${o.received}/${o.sent} echoed, expected all`);
+	else if ((o.firstReplyMs ?? 0) < minFirstMs) out.push(`first reply after ${o.firstReplyMs} ms, expected ≥ ${minFirstMs} ms (held by the queue timer)`);
+	return out;
+};
+
+/** The 100 ms hold-queue timer shows in the round trip of datagrams sent long after the SA exists. */
+const laterRtts = (fromIndex: number, minMs: number, maxMs: number): Check => (o) => {
+	const later = o.rttMs.slice(fromIndex);
+	if (later.length === 0) return [`no echoes for datagrams ${fromIndex + 1}.. (rtt ${JSON.stringify(o.rttMs)})`];
+	const bad = later.filter((r) => !(r >= minMs && r <= maxMs));
+	return bad.length ? [`round trips ${later.map((r) => Math.round(r)).join(', ')} ms for datagrams sent after the SA existed, expected ${minMs}..${maxMs} ms`] : [];
+};
+
+const firstEagainAt = (minIndex: number, maxIndex: number): Check => (o) => {
+	const i = o.sends.findIndex((s) => s.errno === 'EAGAIN');
+	if (i < 0) return [`no send() returned EAGAIN (errnos: ${[...new Set(o.sends.map((s) => s.errno || '0'))].join(', ')})`];
+	return i + 1 >= minIndex && i + 1 <= maxIndex ? [] : [`first EAGAIN at send ${i + 1}, expected ${minIndex}..${maxIndex}`];
+};
+
+const acquires = (n: number): Check => (o) => (o.acquires === n ? [] : [`${o.acquires} ACQUIREs, expected ${n}`]);
+
+/**
+ * The key manager answers 50 ms after the ACQUIRE, as a fast IKE exchange
+ * would.  An answer within a few ms can land between connect()'s route
+ * lookup and the SYN's transmission (seen under TCG: the SYN then leaves
+ * with the SA and connect() takes 10-200 ms), which hides the bug by luck.
+ */
+const KM_FAST: KmBehaviour = { delayMs: 50 };
+
+// The SYN (or the first datagram) is blackholed and TCP retransmits after
+// its 1 s initial RTO; TCG adds jitter, hence the bounds.
+const RTO_MIN = 900;
+const RTO_MAX = 3000;
+
+// ---- the matrix ------------------------------------------------------------
+
+const tcpConnect = (topology: TopologyName, family: 4 | 6, id: string): Case => ({
+	id,
+	title: `blocking TCP connect() over IPv${family}${topology === 'tunnel' ? ', forwarded by a tunnel gateway' : ''} waits for the SYN retransmission`,
+	topology,
+	probe: { family, proto: 'tcp', mode: 'block', count: 1 },
+	km: KM_FAST,
+	stock: {
+		'larval_drop=1': all(probeRan, connectReturns('', RTO_MIN, RTO_MAX), allEchoed()),
+		// Held in the policy queue: out at the next timer tick (~100 ms), or the SYN missed it and was retransmitted.
+		'larval_drop=0': all(probeRan, connectReturns('', 50, RTO_MAX), allEchoed()),
+	},
+});
+
+const datagramsLost = (topology: TopologyName, family: 4 | 6, proto: 'udp' | 'raw' | 'ping', id: string, count = 3): Case => ({
+	id,
+	title: `${proto === 'ping' ? 'ICMP echo requests' : `${proto.toUpperCase()} datagrams`} over IPv${family}${topology === 'tunnel' ? ' forwarded by a tunnel gateway' : ''} sent while the SA is missing are lost; send() says success`,
+	topology,
+	probe: { family, proto, mode: 'block', count },
+	km: KM_FAST,
+	stock: {
+		'larval_drop=1': all(probeRan, sendsSucceed, allLost),
+		'larval_drop=0': all(probeRan, sendsSucceed, oneOf({ 'held, then sent on a timer tick': allEchoed(90), 'lost': allLost })),
+	},
+});
+
+export const CASES: readonly Case[] = [
+	tcpConnect('transport', 4, 'tcp-connect-blackhole'),
+	tcpConnect('transport', 6, 'tcp6-connect-blackhole'),
+	{
+		id: 'tcp-connect-nonblock',
+		title: 'non-blocking TCP connect(): EINPROGRESS, EALREADY, and POLLOUT only after the SYN retransmission',
+		topology: 'transport',
+		probe: { family: 4, proto: 'tcp', mode: 'nonblock', count: 1 },
+		km: KM_FAST,
+		stock: {
+			'larval_drop=1': all(probeRan, connectReturns('EINPROGRESS'), connectAgainReturns('EALREADY'), pollOutAfter(RTO_MIN, RTO_MAX)),
+			'larval_drop=0': all(probeRan, connectReturns('EINPROGRESS'), connectAgainReturns('EALREADY'), pollOutAfter(50, RTO_MAX)),
+		},
+	},
+	datagramsLost('transport', 4, 'udp', 'udp-datagrams-lost'),
+	datagramsLost('transport', 6, 'udp', 'udp6-datagrams-lost'),
+	{
+		id: 'udp-poll-lies',
+		title: 'non-blocking UDP: connect() 0, poll() says POLLOUT, send() succeeds, the datagram is lost',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'nonblock', count: 1, pollBeforeSend: true },
+		km: KM_FAST,
+		stock: {
+			'larval_drop=1': all(probeRan, connectReturns(''), pollBeforeSendSays('POLLOUT'), sendsSucceed, allLost),
+		},
+	},
+	{
+		id: 'udp-sendto-lost',
+		title: 'unconnected UDP sendto() while the SA is missing: success, datagrams lost',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 3, noConnect: true },
+		km: KM_FAST,
+		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allLost) },
+	},
+	datagramsLost('transport', 4, 'raw', 'raw-datagrams-lost'),
+	datagramsLost('transport', 4, 'ping', 'ping-lost', 1),
+	datagramsLost('transport', 6, 'ping', 'ping6-lost', 1),
+	{
+		id: 'udp-stale-queue-dst',
+		title: 'UDP socket connected while the SA was missing: with the hold queue every later datagram waits ~100 ms, for the life of the socket',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 3, intervalMs: 1500, timeoutMs: 2000 },
+		km: KM_FAST,
+		stock: {
+			'larval_drop=0': all(probeRan, sendsSucceed, laterRtts(1, 90, 600)),
+			// The blackhole route is re-checked, so later traffic is normal.
+			'larval_drop=1': all(probeRan, sendsSucceed, laterRtts(1, 0, 60)),
+		},
+	},
+	{
+		id: 'udp-queue-overflow-eagain',
+		title: 'a real EAGAIN: UDP send() into the policy hold queue once it holds 100 packets (key manager never answers)',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 110, timeoutMs: 500 },
+		km: { never: true },
+		stock: { 'larval_drop=0': all(probeRan, firstEagainAt(100, 102), allLost, acquires(1)) },
+	},
+	{
+		id: 'tcp-connect-km-never',
+		title: 'key manager never answers: blocking TCP connect() gives up at SO_SNDTIMEO, one ACQUIRE for all SYNs',
+		topology: 'transport',
+		probe: { family: 4, proto: 'tcp', mode: 'block', count: 1, sndtimeoMs: 2500, timeoutMs: 6000 },
+		km: { never: true },
+		stock: { 'larval_drop=1': all(probeRan, connectReturns('EINPROGRESS', 2000, 4000), acquires(1)) },
+	},
+	tcpConnect('tunnel', 4, 'tunnel-tcp-connect'),
+	datagramsLost('tunnel', 4, 'udp', 'tunnel-udp-lost'),
+	datagramsLost('tunnel', 6, 'udp', 'tunnel-udp6-lost'),
+	datagramsLost('tunnel', 4, 'ping', 'tunnel-ping-lost', 1),
+];
+
+export function findCase(id: string): Case | undefined {
+	return CASES.find((c) => c.id === id);
+}
+
+export function modeById(id: string): Mode {
+	const m = STOCK_MODES.find((x) => x.id === id);
+	if (!m) throw new Error(`unknown mode ${id}`);
+	return m;
+}

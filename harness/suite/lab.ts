@@ -1,0 +1,233 @@
+import { LarvalError } from '../util/errors.js';
+import { shellJoin } from '../util/shell.js';
+import { keyingTable, type Topology } from '../net/topology.js';
+import type { Family } from '../net/xfrm.js';
+import { type GuestEvent, parseEventLog } from '../probe/event-log.js';
+import { parseTap, type TapStream } from '../probe/tap.js';
+import type { Vm } from '../vm/vm.js';
+
+export const ECHO_PORT = 7000;
+export const RAW_PROTO = 253;
+
+export type Proto = 'tcp' | 'udp' | 'raw' | 'ping';
+
+/** What the key manager does with an ACQUIRE (vm-images/km/larval-km.c). */
+export interface KmBehaviour {
+	delayMs?: number;
+	never?: boolean;
+	deleteAfterMs?: number;
+	exitAfterFirst?: boolean;
+}
+
+/** What the probe does (vm-images/probes/larval-probe.c). */
+export interface ProbeSpec {
+	family: Family;
+	proto: Proto;
+	mode: 'block' | 'nonblock';
+	count?: number;
+	intervalMs?: number;
+	timeoutMs?: number;
+	sndtimeoMs?: number;
+	noConnect?: boolean;
+	pollBeforeSend?: boolean;
+	waitPollout?: boolean;
+	sockopts?: readonly string[];
+}
+
+export interface CaseRun {
+	tap: TapStream;
+	tapText: string;
+	probeStatus: number;
+	probeStderr: string;
+	km: GuestEvent[];
+	kmStderr: string;
+	echo: GuestEvent[];
+	xfrmStat: Record<string, number>;
+}
+
+const RUN_DIR = '/run/larval';
+
+export function probeArgs(peer: string, p: ProbeSpec): string[] {
+	const args = ['larval-probe', '--family', String(p.family), '--proto', p.proto, '--peer', peer, '--mode', p.mode];
+	if (p.proto === 'tcp' || p.proto === 'udp') args.push('--port', String(ECHO_PORT));
+	if (p.proto === 'raw') args.push('--raw-proto', String(RAW_PROTO));
+	if (p.count !== undefined) args.push('--count', String(p.count));
+	if (p.intervalMs !== undefined) args.push('--interval-ms', String(p.intervalMs));
+	if (p.timeoutMs !== undefined) args.push('--timeout-ms', String(p.timeoutMs));
+	if (p.sndtimeoMs !== undefined) args.push('--sndtimeo-ms', String(p.sndtimeoMs));
+	if (p.noConnect) args.push('--no-connect');
+	if (p.pollBeforeSend) args.push('--poll-before-send');
+	if (p.waitPollout) args.push('--wait-pollout');
+	for (const s of p.sockopts ?? []) args.push('--sockopt', s);
+	return args;
+}
+
+export function kmArgs(keys: string, log: string, b: KmBehaviour): string[] {
+	const args = ['larval-km', '--keys', keys, '--log', log, '--max-runtime-s', '120'];
+	if (b.never) args.push('--never');
+	if (b.delayMs !== undefined) args.push('--delay-ms', String(b.delayMs));
+	if (b.deleteAfterMs !== undefined) args.push('--delete-after-ms', String(b.deleteAfterMs));
+	if (b.exitAfterFirst) args.push('--exit-after-first');
+	return args;
+}
+
+/** Splits the case script's output into its `=== name` sections. */
+export function splitSections(out: string): Map<string, string> {
+	const sections = new Map<string, string>();
+	let name = '';
+	let lines: string[] = [];
+	for (const line of out.split('\n')) {
+		const m = /^=== ([a-z0-9_-]+)$/.exec(line);
+		if (m) {
+			if (name) sections.set(name, lines.join('\n'));
+			name = m[1]!;
+			lines = [];
+		} else if (name) lines.push(line);
+	}
+	if (name) sections.set(name, lines.join('\n'));
+	return sections;
+}
+
+export function parseXfrmStat(text: string): Record<string, number> {
+	const out: Record<string, number> = {};
+	for (const line of text.split('\n')) {
+		const m = /^(\w+)\s+(\d+)$/.exec(line.trim());
+		if (m) out[m[1]!] = Number(m[2]);
+	}
+	return out;
+}
+
+function echoServers(t: Topology): Array<{ name: string; args: string[] }> {
+	const servers = [];
+	for (const family of [4, 6] as Family[]) {
+		for (const proto of ['tcp', 'udp', 'raw'] as const) {
+			const name = `echo-${t.name}-${proto}${family}`;
+			const args = ['larval-echo', '--family', String(family), '--proto', proto, '--log', `${RUN_DIR}/${name}.log`, '--max-runtime-s', '7200'];
+			args.push(...(proto === 'raw' ? ['--raw-proto', String(RAW_PROTO)] : ['--port', String(ECHO_PORT)]));
+			servers.push({ name, args });
+		}
+	}
+	return servers;
+}
+
+/**
+ * Waits (bounded) until no TCP socket of the case is between LISTEN and
+ * TIME_WAIT, so that no FIN or ACK of this case is still in flight when the
+ * next one flushes the SAs: such a packet would send an ACQUIRE that the
+ * next case's key manager answers, and that case would look fast.
+ */
+function settleTcp(namespaces: readonly string[]): string {
+	const busy = namespaces
+		.map((ns) => `ip netns exec ${ns} cat /proc/net/tcp /proc/net/tcp6`)
+		.join('; ');
+	// Column 4 is the state: 0A LISTEN, 06 TIME_WAIT, 07 CLOSE.
+	return `n=0; while [ $n -lt 100 ] && { ${busy}; } | awk 'NR>1 && $4!="st" && $4!="0A" && $4!="06" && $4!="07" {f=1} END {exit !f}'; do sleep 0.02; n=$((n+1)); done`;
+}
+
+/**
+ * Stops every key manager and waits for it to be gone: one left running
+ * answers the next case's ACQUIRE and makes it look fast.  (Debian's busybox
+ * has no pkill/pgrep; killall and pidof it has.)  SIGKILL after 2 s.
+ */
+function stopKeyManagers(): string {
+	return [
+		'killall -TERM larval-km 2>/dev/null',
+		'n=0; while pidof larval-km >/dev/null && [ $n -lt 100 ]; do sleep 0.02; n=$((n+1)); done',
+		'killall -KILL larval-km 2>/dev/null',
+		'n=0; while pidof larval-km >/dev/null && [ $n -lt 50 ]; do sleep 0.02; n=$((n+1)); done',
+		'if pidof larval-km >/dev/null; then echo "=== not-ready"; echo "a key manager survived SIGKILL"; exit 92; fi',
+	].join('\n');
+}
+
+function background(ns: string, args: readonly string[], stderr: string): string {
+	// setsid + redirections: the ssh channel closes while the program runs on.
+	return `ip netns exec ${ns} setsid ${shellJoin(args)} </dev/null >/dev/null 2>${stderr} &`;
+}
+
+function waitForReady(log: string, what: string, tries = 200): string {
+	return [
+		`i=0; until grep -q READY ${log} 2>/dev/null; do`,
+		`  i=$((i + 1)); [ $i -gt ${tries} ] && { echo "=== not-ready"; echo "${what}"; cat ${log}.err 2>/dev/null; exit 90; }`,
+		'  sleep 0.02; done',
+	].join('\n');
+}
+
+/**
+ * A topology set up in a booted guest, with its echo servers running: the
+ * place where cases run, one guest serving many cases.  Each case starts
+ * from flushed SAs and a fresh key manager, so no ACQUIRE, larval state or
+ * SA of one case can make the next look fast.
+ */
+export class Lab {
+	private constructor(readonly vm: Vm, readonly topo: Topology) {}
+
+	static async setUp(vm: Vm, topo: Topology): Promise<Lab> {
+		const keys = `${RUN_DIR}/keys-${topo.name}`;
+		const script = [
+			'set -e',
+			`mkdir -p ${RUN_DIR}`,
+			...topo.setup,
+			`cat > ${keys} <<'KEYS'\n${keyingTable(topo)}KEYS`,
+			...echoServers(topo).map((s) => background(topo.server.ns, s.args, `${RUN_DIR}/${s.name}.log.err`)),
+			...echoServers(topo).map((s) => waitForReady(`${RUN_DIR}/${s.name}.log`, `${s.name} did not start`)),
+		].join('\n');
+		const r = await vm.exec(script, { timeoutMs: 120_000 });
+		if (r.code !== 0) {
+			throw new LarvalError(`setting up the ${topo.name} topology failed (status ${r.code})`, `${r.stdout}${r.stderr}`.trim());
+		}
+		return new Lab(vm, topo);
+	}
+
+	peer(family: Family): string {
+		return family === 4 ? this.topo.server.v4 : this.topo.server.v6;
+	}
+
+	/**
+	 * Runs one case as a single guest script (each ssh round trip costs
+	 * ~0.1 s under TCG): reset, sysctls, key manager, probe, logs.
+	 */
+	async run(probe: ProbeSpec, km: KmBehaviour, sysctls: Readonly<Record<string, string | number>>): Promise<CaseRun> {
+		const t = this.topo;
+		const ns = t.kmNamespace;
+		const kmLog = `${RUN_DIR}/km-${t.name}.log`;
+		const echoLogs = echoServers(t).map((s) => `${RUN_DIR}/${s.name}.log`);
+		const timeoutMs = (probe.timeoutMs ?? 2000) * 3 + (probe.count ?? 3) * (probe.intervalMs ?? 0) + 20_000;
+		const script = [
+			'set -u',
+			stopKeyManagers(),
+			`ip -n ${ns} xfrm policy flush`,
+			`ip -n ${ns} xfrm state flush`,
+			...t.nearPolicies,
+			...Object.entries(sysctls).map(([k, v]) => `ip netns exec ${ns} sysctl -qw ${shellJoin([`${k}=${v}`])} || { echo "=== not-ready"; echo "sysctl ${k} is missing"; exit 91; }`),
+			`rm -f ${kmLog}`,
+			background(ns, kmArgs(`${RUN_DIR}/keys-${t.name}`, kmLog, km), `${kmLog}.err`),
+			waitForReady(kmLog, 'larval-km did not start'),
+			...echoLogs.map((l, i) => `e${i}=$(wc -l < ${l})`),
+			`ip netns exec ${t.client.ns} ${shellJoin(probeArgs(this.peer(probe.family), probe))} >${RUN_DIR}/probe.tap 2>${RUN_DIR}/probe.err; st=$?`,
+			settleTcp([t.client.ns, t.server.ns]),
+			stopKeyManagers(),
+			'echo "=== probe-status"; echo $st',
+			`echo "=== probe"; cat ${RUN_DIR}/probe.tap`,
+			`echo "=== probe-stderr"; cat ${RUN_DIR}/probe.err`,
+			`echo "=== km"; cat ${kmLog}`,
+			`echo "=== km-stderr"; cat ${kmLog}.err`,
+			'echo "=== echo"',
+			...echoLogs.map((l, i) => `tail -n +$((e${i} + 1)) ${l}`),
+			`echo "=== xfrm-stat"; ip netns exec ${ns} cat /proc/net/xfrm_stat`,
+		].join('\n');
+		const r = await this.vm.exec(script, { timeoutMs });
+		const s = splitSections(r.stdout);
+		if (s.has('not-ready')) throw new LarvalError(`case set-up failed in the guest: ${s.get('not-ready')!.trim()}`, r.stderr);
+		const tapText = s.get('probe') ?? '';
+		return {
+			tap: parseTap(tapText),
+			tapText,
+			probeStatus: Number(s.get('probe-status')?.trim() ?? NaN),
+			probeStderr: s.get('probe-stderr')?.trim() ?? '',
+			km: parseEventLog(s.get('km') ?? ''),
+			kmStderr: s.get('km-stderr')?.trim() ?? '',
+			echo: parseEventLog(s.get('echo') ?? ''),
+			xfrmStat: parseXfrmStat(s.get('xfrm-stat') ?? ''),
+		};
+	}
+}

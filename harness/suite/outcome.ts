@@ -1,0 +1,108 @@
+import type { TapPoint } from '../probe/tap.js';
+import type { CaseRun } from './lab.js';
+
+/** One socket call as the probe saw it. */
+export interface CallOutcome {
+	ret: number;
+	/** errno name, '' on success. */
+	errno: string;
+	ms: number;
+}
+
+/** What one run of a case showed, typed from the probe's TAP and the logs. */
+export interface Outcome {
+	connect?: CallOutcome;
+	connectAgain?: CallOutcome;
+	pollConnect?: { revents: string; waitedMs: number; soError: string };
+	pollBeforeSend?: { revents: string };
+	sends: CallOutcome[];
+	sent: number;
+	received: number;
+	lost: number;
+	firstReplyMs: number | null;
+	rttMs: number[];
+	acquires: number;
+	installs: number;
+	/** ms from the probe's start to the key manager's first SA installation. */
+	installAtMs: number | null;
+	/** The key manager's log, `<ms since probe start> KIND fields`, for reports and debugging. */
+	kmLog: string[];
+	/** The probe printed a complete TAP stream and exited 0. */
+	complete: boolean;
+	problems: string[];
+}
+
+function num(v: unknown, fallback = NaN): number {
+	return typeof v === 'number' ? v : typeof v === 'string' && v !== '' && !Number.isNaN(Number(v)) ? Number(v) : fallback;
+}
+
+function str(v: unknown): string {
+	return typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v);
+}
+
+function call(p: TapPoint | undefined): CallOutcome | undefined {
+	if (!p || p.skip !== false) return undefined;
+	return { ret: num(p.diag.ret), errno: str(p.diag.errno_name), ms: num(p.diag.duration_ms) };
+}
+
+export function outcomeOf(run: CaseRun): Outcome {
+	const byName = (n: string) => run.tap.points.find((p) => p.name === n);
+	const problems: string[] = [];
+	if (!run.tap.complete) problems.push(`probe TAP incomplete${run.tap.bailout ? `: bail out: ${run.tap.bailout}` : ''}`);
+	if (run.probeStatus !== 0) problems.push(`probe exited ${run.probeStatus}${run.probeStderr ? `: ${run.probeStderr}` : ''}`);
+	for (const p of run.tap.points) if (!p.ok) problems.push(`probe step "${p.name}" not ok`);
+	const poll = byName('poll_connect') ?? byName('wait_pollout');
+	const before = byName('poll_before_send');
+	const recv = byName('recv')?.diag ?? {};
+	const summary = byName('summary')?.diag ?? {};
+	const probeStart = summary.probe_start_ns ?? recv.probe_start_ns;
+	const installs = run.km.filter((e) => e.kind === 'INSTALL' && (e.fields.err ?? '0') === '0');
+	const startNs = typeof probeStart === 'number' || typeof probeStart === 'string' ? BigInt(Math.round(Number(probeStart))) : null;
+	return {
+		connect: call(byName('connect')),
+		connectAgain: call(byName('connect_again')),
+		pollConnect: poll
+			? { revents: str(poll.diag.revents), waitedMs: num(poll.diag.waited_ms), soError: str(poll.diag.so_error_name ?? poll.diag.socket_error_name) }
+			: undefined,
+		pollBeforeSend: before ? { revents: str(before.diag.revents) } : undefined,
+		sends: run.tap.points.filter((p) => /^send \d+$/.test(p.name)).map((p) => call(p)!),
+		sent: num(recv.sent, 0),
+		received: num(recv.received, 0),
+		lost: num(recv.lost, 0),
+		firstReplyMs: typeof recv.first_reply_ms === 'number' ? recv.first_reply_ms : null,
+		rttMs: Array.isArray(recv.rtt_ms) ? (recv.rtt_ms as unknown[]).map((x) => num(x)) : [],
+		acquires: run.km.filter((e) => e.kind === 'ACQUIRE').length,
+		installs: installs.length,
+		installAtMs: installs[0] && startNs !== null ? Number(installs[0].tNs - startNs) / 1e6 : null,
+		kmLog: run.km.map((e) => `${startNs === null ? String(e.tNs) : (Number(e.tNs - startNs) / 1e6).toFixed(1)} ${e.kind} ${Object.entries(e.fields).map(([k, v]) => `${k}=${v}`).join(' ')}`),
+		complete: problems.length === 0,
+		problems,
+	};
+}
+
+function round(ms: number): string {
+	return Number.isFinite(ms) ? `${Math.round(ms)} ms` : '? ms';
+}
+
+/** A short, plain description of one run for a table cell. */
+export function describeOutcome(o: Outcome): string {
+	const parts: string[] = [];
+	if (o.connect) {
+		parts.push(o.connect.errno ? `connect ${o.connect.errno}` : `connect 0 in ${round(o.connect.ms)}`);
+		if (o.connect.errno === 'EINPROGRESS' && o.pollConnect) {
+			const err = o.pollConnect.soError ? ` ${o.pollConnect.soError}` : '';
+			parts.push(`${o.pollConnect.revents || 'no event'}${err} after ${round(o.pollConnect.waitedMs)}`);
+		}
+	}
+	if (o.pollBeforeSend) parts.push(`poll ${o.pollBeforeSend.revents || '0'}`);
+	const failed = new Map<string, number>();
+	for (const s of o.sends) if (s.errno) failed.set(s.errno, (failed.get(s.errno) ?? 0) + 1);
+	if (failed.size) parts.push([...failed].map(([e, n]) => `${e}×${n}`).join(' '));
+	if (o.sent > 0) {
+		parts.push(o.received === 0 ? `lost ${o.lost}/${o.sent}` : o.lost ? `lost ${o.lost}/${o.sent}, first reply ${round(o.firstReplyMs ?? NaN)}` : `${o.received}/${o.sent} replied, first ${round(o.firstReplyMs ?? NaN)}`);
+	}
+	// A few round trips tell the stale-queue story (each ~100 ms); more would crowd the cell.
+	if (o.rttMs.length >= 2 && o.rttMs.length <= 5) parts.push(`rtt ${o.rttMs.map((r) => Math.round(r)).join('/')} ms`);
+	if (!o.complete) parts.push('PROBE FAILED');
+	return parts.join(', ');
+}

@@ -1,0 +1,104 @@
+import type { KernelTarget } from '../kernel/target.js';
+import { topology, type TopologyName } from '../net/topology.js';
+import { progress } from '../util/progress.js';
+import { bootGuest, type Guest } from '../vm/guest.js';
+import { type ConsoleFinding } from '../vm/console-scan.js';
+import type { Case, Check, Mode } from './cases.js';
+import { Lab } from './lab.js';
+import { describeOutcome, type Outcome, outcomeOf } from './outcome.js';
+
+export interface CellResult {
+	kernel: string;
+	release: string;
+	accel: string;
+	caseId: string;
+	mode: string;
+	outcomes: Outcome[];
+	/** Per run, what contradicted the expectation (empty: as expected). */
+	violations: string[][];
+	/** Set when the case could not run: guest died, timed out, set-up failed. */
+	error?: string;
+	findings: ConsoleFinding[];
+}
+
+export function cellPassed(c: CellResult): boolean {
+	return !c.error && c.findings.length === 0 && c.outcomes.length > 0 && c.violations.every((v) => v.length === 0);
+}
+
+export function cellText(c: CellResult): string {
+	if (c.error) return `ERROR: ${c.error.split('\n')[0]}`;
+	const runs = c.outcomes.map(describeOutcome);
+	const same = runs.every((r) => r === runs[0]);
+	return same && runs.length > 1 ? `${runs[0]} (×${runs.length})` : runs.join(' | ');
+}
+
+/**
+ * One kernel's guest, with labs (topologies) set up on demand.  When a case
+ * kills or wedges the guest, the next case gets a fresh one: a crash is a
+ * result for the case that caused it, not the end of the run.
+ */
+export class KernelSession {
+	private guest: Guest | undefined;
+	private labs = new Map<TopologyName, Lab>();
+	private seenFindings = 0;
+
+	constructor(readonly kernel: KernelTarget) {}
+
+	get accel(): string {
+		return this.guest?.accel.accel ?? '?';
+	}
+
+	private async lab(name: TopologyName): Promise<Lab> {
+		if (!this.guest || !this.guest.vm.alive) {
+			await this.guest?.vm.stop({ failed: true });
+			this.guest = await bootGuest(this.kernel);
+			this.labs.clear();
+			this.seenFindings = 0;
+		}
+		let lab = this.labs.get(name);
+		if (!lab) {
+			lab = await Lab.setUp(this.guest.vm, topology(name));
+			this.labs.set(name, lab);
+		}
+		return lab;
+	}
+
+	/** Runs a case `repeat` times in one mode and checks each run. */
+	async runCell(c: Case, mode: Mode, check: Check, repeat: number): Promise<CellResult> {
+		const cell: CellResult = {
+			kernel: this.kernel.name,
+			release: this.kernel.release,
+			accel: this.accel,
+			caseId: c.id,
+			mode: mode.id,
+			outcomes: [],
+			violations: [],
+			findings: [],
+		};
+		try {
+			for (let i = 0; i < repeat; i++) {
+				const lab = await this.lab(c.topology);
+				cell.accel = this.accel;
+				const o = outcomeOf(await lab.run(c.probe, c.km, mode.sysctls));
+				cell.outcomes.push(o);
+				cell.violations.push(check(o));
+				progress(`${this.kernel.name} ${c.id} [${mode.id}] run ${i + 1}/${repeat}: ${describeOutcome(o)}`);
+			}
+		} catch (e) {
+			cell.error = (e as Error).message + ((e as { detail?: string }).detail ? `\n${(e as { detail?: string }).detail}` : '');
+			progress(`${this.kernel.name} ${c.id} [${mode.id}]: ${cell.error.split('\n')[0]}`);
+		}
+		if (this.guest) {
+			const all = this.guest.vm.findings();
+			cell.findings = all.slice(this.seenFindings);
+			this.seenFindings = all.length;
+		}
+		return cell;
+	}
+
+	async close(failed = false): Promise<string | null> {
+		const r = await this.guest?.vm.stop({ failed });
+		this.guest = undefined;
+		return r?.consoleLog ?? null;
+	}
+}

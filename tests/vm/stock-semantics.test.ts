@@ -1,0 +1,36 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { resolveKernel } from '../../harness/kernel/target.js';
+import { CASES } from '../../harness/suite/cases.js';
+import { cellsOf } from '../../harness/suite/plan.js';
+import { cellText, KernelSession } from '../../harness/suite/session.js';
+
+/**
+ * The bug reproductions: every case of the matrix on Debian's own kernel and
+ * on stock 6.12 built here, asserting what stock Linux does today
+ * (sa-resolution.md section 1).  Stock varies from run to run in places, so
+ * each case runs REPEAT times and every run must be one of the behaviours
+ * stock is known to show.
+ */
+const REPEAT = Number(process.env.LARVAL_REPEAT ?? 3);
+
+describe.each(['distro', 'stock'])('stock semantics on %s', (kernelName) => {
+	let session: KernelSession | undefined;
+	const getSession = async () => (session ??= new KernelSession(await resolveKernel(kernelName)));
+	afterAll(async () => {
+		await session?.close();
+	});
+
+	for (const c of CASES) {
+		for (const { mode, check } of cellsOf(c)) {
+			it(`${c.id} [${mode.id}]: ${c.title}`, async () => {
+				const s = await getSession();
+				const cell = await s.runCell(c, mode, check, REPEAT);
+				const summary = `${kernelName} ${c.id} [${mode.id}]: ${cellText(cell)}`;
+				expect(cell.error, summary).toBeUndefined();
+				expect(cell.findings.map((f) => `${f.kind}: ${f.text}`), summary).toEqual([]);
+				expect(cell.outcomes).toHaveLength(REPEAT);
+				cell.violations.forEach((v, i) => expect(v, `run ${i + 1} of ${summary}`).toEqual([]));
+			});
+		}
+	}
+});
