@@ -1,0 +1,1098 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * larval-km - a scriptable test key manager for the larval harness
+ *
+ * Listens for XFRM_MSG_ACQUIRE in the network namespace it runs in and
+ * answers from a static keying table instead of negotiating: it installs
+ * the SA the kernel asked for plus the SA for the reverse direction, when
+ * and how the command line says (at once, late, never, then deleted, or by
+ * dying first).  Every event is logged with its CLOCK_MONOTONIC time so the
+ * harness can line it up with what the probes saw.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/xfrm.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tap.h"
+
+#define PROG		"larval-km"
+#define KEY_LEN		20	/* rfc4106: 16 bytes AES key + 4 bytes salt */
+#define ICV_BITS	128
+#define AEAD_NAME	"rfc4106(gcm(aes))"
+#define MAX_KEYS	256
+#define MAX_JOBS	128
+#define NL_BUF		65536
+#define ACK_WAIT_MS	2000
+
+struct key_entry {
+	int family;
+	xfrm_address_t src;
+	xfrm_address_t dst;
+	uint8_t proto;
+	uint8_t mode;
+	uint32_t spi;		/* host order */
+	uint32_t reqid;
+	uint8_t key[KEY_LEN];
+};
+
+/* What an ACQUIRE asked for that the SA we answer with must carry over. */
+struct acq_ctx {
+	uint32_t seq;
+	uint64_t t_ns;
+	bool has_mark;
+	struct xfrm_mark mark;
+	bool has_if_id;
+	uint32_t if_id;
+};
+
+enum job_kind { JOB_INSTALL, JOB_DELETE };
+
+struct job {
+	bool used;
+	enum job_kind kind;
+	uint64_t due_ns;
+	int out;		/* key index of the SA the kernel asked for */
+	int in;			/* key index of the reverse SA, or -1 */
+	struct acq_ctx acq;
+};
+
+static struct {
+	const char *keys_path;
+	const char *log_path;
+	unsigned long delay_ms;
+	long delete_after_ms;	/* -1: keep the SAs */
+	unsigned long max_runtime_s;
+	bool never;
+	bool exit_after_first;
+} opt = {
+	.delete_after_ms = -1,
+	.max_runtime_s = 600,
+};
+
+static struct key_entry keys[MAX_KEYS];
+static int nkeys;
+static struct job jobs[MAX_JOBS];
+static FILE *log_fp;
+static int ev_fd = -1;		/* multicast events */
+static int req_fd = -1;		/* our requests and their acks */
+static uint32_t req_seq;
+
+static struct {
+	unsigned long acquires, installs, deletes, errors;
+} cnt;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: " PROG " --keys FILE [options]\n"
+"\n"
+"Answer XFRM ACQUIREs in this network namespace from a keying table.\n"
+"\n"
+"  --keys FILE           keying table (required), one SA per line:\n"
+"                        SRC DST esp SPI transport|tunnel REQID KEY\n"
+"                        SPI hex (0x...), KEY 0x + 40 hex digits,\n"
+"                        " AEAD_NAME " with a 128-bit ICV; '#' comments\n"
+"  --delay-ms N          answer N ms after the ACQUIRE (default 0)\n"
+"  --never               log ACQUIREs, never answer\n"
+"  --delete-after-ms N   delete both SAs N ms after installing them\n"
+"  --exit-after-first    exit at the first ACQUIRE without answering\n"
+"  --max-runtime-s N     exit after N s whatever happens (default 600)\n"
+"  --log FILE            event log (default stdout)\n"
+"  --help                this text\n"
+"\n"
+"Once subscribed it logs 'READY <ns>' (also on stdout with --log).  Every\n"
+"other log line starts with CLOCK_MONOTONIC ns, then one of CONFIG,\n"
+"ACQUIRE, NOMATCH, NOREVERSE, INSTALL, DELETE, EXPIRE, POLEXPIRE, SA,\n"
+"EVENT, OVERRUN, ERROR, SIGNAL, MAXRUNTIME, SUMMARY.\n"
+"Exit 0 on SIGTERM/SIGINT/SIGHUP or max runtime, 2 on bad arguments,\n"
+"1 on internal failure.\n");
+}
+
+static __attribute__((noreturn, format(printf, 1, 2)))
+void die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(try " PROG " --help)\n");
+	exit(2);
+}
+
+static __attribute__((noreturn, format(printf, 1, 2)))
+void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static __attribute__((format(printf, 2, 3)))
+void log_at(uint64_t ns, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(log_fp, "%llu ", (unsigned long long)ns);
+	va_start(ap, fmt);
+	vfprintf(log_fp, fmt, ap);
+	va_end(ap);
+	fputc('\n', log_fp);
+	fflush(log_fp);
+}
+
+/* ---- formatting ---------------------------------------------------- */
+
+static const char *addr_str(int family, const xfrm_address_t *a)
+{
+	/* Rotating buffers: one log line prints up to six addresses. */
+	static char buf[8][INET6_ADDRSTRLEN];
+	static unsigned int next;
+	char *b = buf[next++ % 8];
+
+	if (!inet_ntop(family, a, b, INET6_ADDRSTRLEN))
+		snprintf(b, INET6_ADDRSTRLEN, "?af%d", family);
+	return b;
+}
+
+static const char *proto_str(uint8_t proto)
+{
+	static char buf[8];
+
+	switch (proto) {
+	case IPPROTO_ESP: return "esp";
+	case IPPROTO_AH: return "ah";
+	case IPPROTO_COMP: return "comp";
+	}
+	snprintf(buf, sizeof(buf), "%u", proto);
+	return buf;
+}
+
+static const char *mode_str(int mode)
+{
+	switch (mode) {
+	case XFRM_MODE_TRANSPORT: return "transport";
+	case XFRM_MODE_TUNNEL: return "tunnel";
+	case XFRM_MODE_ROUTEOPTIMIZATION: return "ro";
+	case XFRM_MODE_IN_TRIGGER: return "in_trigger";
+	case XFRM_MODE_BEET: return "beet";
+	case -1: return "?";
+	}
+	return "other";
+}
+
+static const char *err_str(int err)
+{
+	return err ? errno_name(err) : "0";
+}
+
+/* ---- keying table -------------------------------------------------- */
+
+static bool addr_eq(int family, const xfrm_address_t *a,
+		    const xfrm_address_t *b)
+{
+	/* Only the family's bytes: the kernel does not promise the rest. */
+	return !memcmp(a, b, family == AF_INET ? 4 : 16);
+}
+
+static bool parse_addr(const char *s, int *family, xfrm_address_t *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, s, a) == 1) {
+		*family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, a) == 1) {
+		*family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+static bool parse_hex_key(const char *s, uint8_t *out)
+{
+	int i;
+
+	if (strncmp(s, "0x", 2) || strlen(s) != 2 + 2 * KEY_LEN)
+		return false;
+	for (i = 0; i < KEY_LEN; i++) {
+		unsigned int v;
+
+		if (!isxdigit((unsigned char)s[2 + 2 * i]) ||
+		    !isxdigit((unsigned char)s[3 + 2 * i]) ||
+		    sscanf(s + 2 + 2 * i, "%2x", &v) != 1)
+			return false;
+		out[i] = v;
+	}
+	return true;
+}
+
+static bool parse_u32(const char *s, int base, uint32_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!*s || *s == '-')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (errno || *end || v > UINT32_MAX)
+		return false;
+	*out = v;
+	return true;
+}
+
+static __attribute__((noreturn, format(printf, 3, 4)))
+void table_error(const char *path, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, PROG ": %s:%d: ", path, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+static void parse_key_line(char *s, const char *path, int line)
+{
+	struct key_entry *k = &keys[nkeys];
+	char *f[8];
+	int n = 0, fam2;
+	char *tok, *save;
+
+	for (tok = strtok_r(s, " \t\r\n", &save); tok;
+	     tok = strtok_r(NULL, " \t\r\n", &save)) {
+		if (n == 8)
+			break;
+		f[n++] = tok;
+	}
+	if (!n)
+		return;
+	if (n != 7)
+		table_error(path, line, "expected 7 fields, got %d", n);
+	if (nkeys == MAX_KEYS)
+		table_error(path, line, "more than %d entries", MAX_KEYS);
+
+	memset(k, 0, sizeof(*k));
+	if (!parse_addr(f[0], &k->family, &k->src))
+		table_error(path, line, "bad source address '%s'", f[0]);
+	if (!parse_addr(f[1], &fam2, &k->dst) || fam2 != k->family)
+		table_error(path, line, "bad or mixed-family destination '%s'",
+			    f[1]);
+	if (strcmp(f[2], "esp"))
+		table_error(path, line, "protocol must be esp, not '%s'", f[2]);
+	k->proto = IPPROTO_ESP;
+	if (!parse_u32(f[3], 16, &k->spi) || k->spi < 256)
+		table_error(path, line, "bad SPI '%s' (hex, >= 0x100)", f[3]);
+	if (!strcmp(f[4], "transport"))
+		k->mode = XFRM_MODE_TRANSPORT;
+	else if (!strcmp(f[4], "tunnel"))
+		k->mode = XFRM_MODE_TUNNEL;
+	else
+		table_error(path, line, "mode must be transport or tunnel");
+	if (!parse_u32(f[5], 10, &k->reqid))
+		table_error(path, line, "bad reqid '%s'", f[5]);
+	if (!parse_hex_key(f[6], k->key))
+		table_error(path, line, "key must be 0x + %d hex digits",
+			    2 * KEY_LEN);
+	nkeys++;
+}
+
+static void load_keys(const char *path)
+{
+	char buf[1024];
+	int line = 0;
+	FILE *f;
+
+	f = fopen(path, "r");
+	if (!f)
+		die_usage("cannot open keying table %s: %s", path,
+			  strerror(errno));
+	while (fgets(buf, sizeof(buf), f)) {
+		char *hash = strchr(buf, '#');
+
+		line++;
+		if (!strchr(buf, '\n') && !feof(f))
+			table_error(path, line, "line too long");
+		if (hash)
+			*hash = '\0';
+		parse_key_line(buf, path, line);
+	}
+	fclose(f);
+	if (!nkeys)
+		die_usage("keying table %s has no entries", path);
+}
+
+static int find_key(int family, const xfrm_address_t *src,
+		    const xfrm_address_t *dst, uint8_t proto, int mode)
+{
+	int i;
+
+	for (i = 0; i < nkeys; i++) {
+		const struct key_entry *k = &keys[i];
+
+		if (k->family == family && k->proto == proto &&
+		    (mode < 0 || k->mode == mode) &&
+		    addr_eq(family, &k->src, src) &&
+		    addr_eq(family, &k->dst, dst))
+			return i;
+	}
+	return -1;
+}
+
+/* ---- netlink ------------------------------------------------------- */
+
+static int nl_socket(void)
+{
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	int one = 1;
+	int fd;
+
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_XFRM);
+	if (fd < 0)
+		die("socket(NETLINK_XFRM): %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		die("bind(NETLINK_XFRM): %s", strerror(errno));
+	/* Error strings from the kernel say which attribute it disliked. */
+	setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+	setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+	return fd;
+}
+
+static void nl_open(void)
+{
+	static const unsigned int groups[] = {
+		XFRMNLGRP_ACQUIRE, XFRMNLGRP_EXPIRE, XFRMNLGRP_SA,
+	};
+	int rcvbuf = 4 << 20;
+	unsigned int i;
+
+	ev_fd = nl_socket();
+	/* A burst of ACQUIREs must not overrun us while we wait for acks. */
+	if (setsockopt(ev_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
+		       sizeof(rcvbuf)) < 0)
+		setsockopt(ev_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+			   sizeof(rcvbuf));
+	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (setsockopt(ev_fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
+			       &groups[i], sizeof(groups[i])) < 0)
+			die("joining XFRM netlink group %u: %s", groups[i],
+			    strerror(errno));
+	req_fd = nl_socket();
+}
+
+static bool nl_put_attr(struct nlmsghdr *n, size_t max, int type,
+			const void *data, size_t len)
+{
+	size_t off = NLMSG_ALIGN(n->nlmsg_len);
+	struct rtattr *rta = (struct rtattr *)((char *)n + off);
+
+	if (off + RTA_SPACE(len) > max)
+		return false;
+	rta->rta_type = type;
+	rta->rta_len = RTA_LENGTH(len);
+	memcpy(RTA_DATA(rta), data, len);
+	n->nlmsg_len = off + RTA_SPACE(len);
+	return true;
+}
+
+static void ack_message(const struct nlmsghdr *h, char *msg, size_t len)
+{
+	const struct nlmsgerr *e = NLMSG_DATA(h);
+	const struct rtattr *rta;
+	int rem;
+
+	msg[0] = '\0';
+	if (!(h->nlmsg_flags & NLM_F_ACK_TLVS))
+		return;
+	/* NETLINK_CAP_ACK: the TLVs follow the echoed header at once. */
+	rta = (const struct rtattr *)((const char *)e + sizeof(*e));
+	rem = (int)h->nlmsg_len - (int)((const char *)rta - (const char *)h);
+	for (; RTA_OK(rta, rem); rta = RTA_NEXT(rta, rem))
+		if (rta->rta_type == NLMSGERR_ATTR_MSG)
+			snprintf(msg, len, "%.*s", (int)RTA_PAYLOAD(rta),
+				 (const char *)RTA_DATA(rta));
+}
+
+/*
+ * Send one request and wait, bounded, for its ack.  *acked_ns is stamped
+ * when the ack has been read: the kernel has done the work by then.
+ */
+static int nl_request(struct nlmsghdr *n, uint64_t *acked_ns, char *msg,
+		      size_t msglen)
+{
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	static char buf[8192];
+	uint64_t deadline;
+
+	n->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	n->nlmsg_seq = ++req_seq;
+	msg[0] = '\0';
+	if (sendto(req_fd, n, n->nlmsg_len, 0, (struct sockaddr *)&kernel,
+		   sizeof(kernel)) < 0) {
+		*acked_ns = tap_now_ns();
+		return errno;
+	}
+	deadline = tap_now_ns() + ACK_WAIT_MS * 1000000ull;
+	for (;;) {
+		struct pollfd p = { .fd = req_fd, .events = POLLIN };
+		uint64_t now = tap_now_ns();
+		struct nlmsghdr *h;
+		ssize_t r;
+
+		if (now >= deadline) {
+			*acked_ns = now;
+			return ETIMEDOUT;
+		}
+		if (poll(&p, 1, (deadline - now) / 1000000 + 1) <= 0)
+			continue;
+		r = recv(req_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		*acked_ns = tap_now_ns();
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return errno;
+		}
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)r);
+		     h = NLMSG_NEXT(h, r)) {
+			const struct nlmsgerr *e = NLMSG_DATA(h);
+
+			if (h->nlmsg_type != NLMSG_ERROR ||
+			    h->nlmsg_seq != n->nlmsg_seq)
+				continue;
+			if (e->error)
+				ack_message(h, msg, msglen);
+			return -e->error;
+		}
+	}
+}
+
+/* ---- installing and deleting SAs ----------------------------------- */
+
+static void fill_sa_info(struct xfrm_usersa_info *p, const struct key_entry *k,
+			 uint32_t seq)
+{
+	memset(p, 0, sizeof(*p));
+	/* sel.family 0: the SA carries any traffic between the two hosts. */
+	p->id.daddr = k->dst;
+	p->id.spi = htonl(k->spi);
+	p->id.proto = k->proto;
+	p->saddr = k->src;
+	p->lft.soft_byte_limit = XFRM_INF;
+	p->lft.hard_byte_limit = XFRM_INF;
+	p->lft.soft_packet_limit = XFRM_INF;
+	p->lft.hard_packet_limit = XFRM_INF;
+	p->seq = seq;
+	p->reqid = k->reqid;
+	p->family = k->family;
+	p->mode = k->mode;
+	p->replay_window = 32;
+}
+
+static int sa_add(const struct key_entry *k, uint32_t seq,
+		  const struct acq_ctx *acq, uint64_t *done_ns, char *msg,
+		  size_t msglen)
+{
+	union {
+		struct nlmsghdr n;
+		char raw[1024];
+	} req;
+	struct {
+		struct xfrm_algo_aead a;
+		uint8_t key[KEY_LEN];
+	} aead;
+	struct xfrm_usersa_info *p;
+
+	memset(&req, 0, sizeof(req));
+	req.n.nlmsg_type = XFRM_MSG_NEWSA;
+	req.n.nlmsg_len = NLMSG_LENGTH(sizeof(*p));
+	p = NLMSG_DATA(&req.n);
+	fill_sa_info(p, k, seq);
+
+	memset(&aead, 0, sizeof(aead));
+	snprintf(aead.a.alg_name, sizeof(aead.a.alg_name), "%s", AEAD_NAME);
+	aead.a.alg_key_len = KEY_LEN * 8;
+	aead.a.alg_icv_len = ICV_BITS;
+	memcpy(aead.key, k->key, KEY_LEN);
+	nl_put_attr(&req.n, sizeof(req), XFRMA_ALG_AEAD, &aead, sizeof(aead));
+	/* The kernel only uses an SA for a marked policy if the marks agree. */
+	if (acq && acq->has_mark)
+		nl_put_attr(&req.n, sizeof(req), XFRMA_MARK, &acq->mark,
+			    sizeof(acq->mark));
+	if (acq && acq->has_if_id)
+		nl_put_attr(&req.n, sizeof(req), XFRMA_IF_ID, &acq->if_id,
+			    sizeof(acq->if_id));
+	return nl_request(&req.n, done_ns, msg, msglen);
+}
+
+static int sa_del(const struct key_entry *k, const struct acq_ctx *acq,
+		  uint64_t *done_ns, char *msg, size_t msglen)
+{
+	union {
+		struct nlmsghdr n;
+		char raw[512];
+	} req;
+	struct xfrm_usersa_id *id;
+
+	memset(&req, 0, sizeof(req));
+	req.n.nlmsg_type = XFRM_MSG_DELSA;
+	req.n.nlmsg_len = NLMSG_LENGTH(sizeof(*id));
+	id = NLMSG_DATA(&req.n);
+	id->daddr = k->dst;
+	id->spi = htonl(k->spi);
+	id->family = k->family;
+	id->proto = k->proto;
+	nl_put_attr(&req.n, sizeof(req), XFRMA_SRCADDR, &k->src,
+		    sizeof(k->src));
+	if (acq && acq->has_mark)
+		nl_put_attr(&req.n, sizeof(req), XFRMA_MARK, &acq->mark,
+			    sizeof(acq->mark));
+	return nl_request(&req.n, done_ns, msg, msglen);
+}
+
+static void log_sa_result(const char *what, const char *dir,
+			  const struct key_entry *k, uint32_t seq,
+			  const struct acq_ctx *acq, uint64_t t, int err,
+			  const char *msg)
+{
+	log_at(t, "%s dir=%s spi=0x%08x src=%s dst=%s proto=%s mode=%s "
+	       "reqid=%u seq=%u acq_seq=%u since_acquire_ms=%.3f err=%s%s%s%s",
+	       what, dir, k->spi, addr_str(k->family, &k->src),
+	       addr_str(k->family, &k->dst), proto_str(k->proto),
+	       mode_str(k->mode), k->reqid, seq, acq->seq,
+	       tap_ns_to_ms((int64_t)(t - acq->t_ns)), err_str(err),
+	       *msg ? " msg=\"" : "", msg, *msg ? "\"" : "");
+}
+
+static uint64_t install_one(const struct key_entry *k, const char *dir,
+			    uint32_t seq, const struct acq_ctx *acq)
+{
+	char msg[256];
+	uint64_t t;
+	int err;
+
+	err = sa_add(k, seq, dir[0] == 'o' ? acq : NULL, &t, msg,
+		     sizeof(msg));
+	log_sa_result("INSTALL", dir, k, seq, acq, t, err, msg);
+	if (err)
+		cnt.errors++;
+	else
+		cnt.installs++;
+	return t;
+}
+
+static void delete_one(const struct key_entry *k, const char *dir,
+		       const struct acq_ctx *acq)
+{
+	char msg[256];
+	uint64_t t;
+	int err;
+
+	err = sa_del(k, dir[0] == 'o' ? acq : NULL, &t, msg, sizeof(msg));
+	log_sa_result("DELETE", dir, k, 0, acq, t, err, msg);
+	if (err)
+		cnt.errors++;
+	else
+		cnt.deletes++;
+}
+
+static bool add_job(enum job_kind kind, uint64_t due, int out, int in,
+		    const struct acq_ctx *acq)
+{
+	int i;
+
+	for (i = 0; i < MAX_JOBS; i++) {
+		if (jobs[i].used)
+			continue;
+		jobs[i] = (struct job){
+			.used = true, .kind = kind, .due_ns = due,
+			.out = out, .in = in, .acq = *acq,
+		};
+		return true;
+	}
+	log_at(tap_now_ns(), "ERROR job queue full, dropping acq_seq=%u",
+	       acq->seq);
+	cnt.errors++;
+	return false;
+}
+
+/*
+ * Reverse SA first: once the outbound SA replaces the larval state the
+ * first packet may leave at once, and the answer must find its SA here.
+ */
+static void run_install(const struct job *j)
+{
+	uint64_t t;
+
+	if (j->in >= 0)
+		install_one(&keys[j->in], "in", 0, &j->acq);
+	t = install_one(&keys[j->out], "out", j->acq.seq, &j->acq);
+	if (opt.delete_after_ms >= 0)
+		add_job(JOB_DELETE, t + opt.delete_after_ms * 1000000ull,
+			j->out, j->in, &j->acq);
+}
+
+static void run_delete(const struct job *j)
+{
+	delete_one(&keys[j->out], "out", &j->acq);
+	if (j->in >= 0)
+		delete_one(&keys[j->in], "in", &j->acq);
+}
+
+static void run_job(const struct job *j)
+{
+	if (j->kind == JOB_INSTALL)
+		run_install(j);
+	else
+		run_delete(j);
+}
+
+static void run_due_jobs(void)
+{
+	uint64_t now = tap_now_ns();
+	int i;
+
+	for (i = 0; i < MAX_JOBS; i++) {
+		struct job j = jobs[i];
+
+		if (!j.used || j.due_ns > now)
+			continue;
+		jobs[i].used = false;
+		run_job(&j);
+	}
+}
+
+static uint64_t next_due(uint64_t limit)
+{
+	int i;
+
+	for (i = 0; i < MAX_JOBS; i++)
+		if (jobs[i].used && jobs[i].due_ns < limit)
+			limit = jobs[i].due_ns;
+	return limit;
+}
+
+/* ---- events from the kernel ---------------------------------------- */
+
+static __attribute__((noreturn)) void finish(uint64_t t)
+{
+	log_at(t, "SUMMARY acquires=%lu installs=%lu deletes=%lu errors=%lu",
+	       cnt.acquires, cnt.installs, cnt.deletes, cnt.errors);
+	exit(0);
+}
+
+/* The template the ACQUIRE is about: same protocol, daddr or wildcard. */
+static const struct xfrm_user_tmpl *
+pick_tmpl(const struct xfrm_user_acquire *ua, const struct rtattr *rta)
+{
+	const struct xfrm_user_tmpl *t = RTA_DATA(rta);
+	size_t n = RTA_PAYLOAD(rta) / sizeof(*t), i;
+	static const xfrm_address_t any;
+
+	for (i = 0; i < n; i++) {
+		int fam = t[i].family ? t[i].family : ua->sel.family;
+
+		if (t[i].id.proto == ua->id.proto &&
+		    (addr_eq(fam, &t[i].id.daddr, &ua->id.daddr) ||
+		     addr_eq(fam, &t[i].id.daddr, &any)))
+			return &t[i];
+	}
+	return n ? &t[0] : NULL;
+}
+
+static void parse_acquire_attrs(const struct nlmsghdr *h,
+				const struct xfrm_user_acquire *ua,
+				struct acq_ctx *acq,
+				const struct xfrm_user_tmpl **tmpl)
+{
+	const struct rtattr *rta;
+	int rem;
+
+	*tmpl = NULL;
+	rta = (const struct rtattr *)((const char *)ua +
+				      NLMSG_ALIGN(sizeof(*ua)));
+	rem = (int)h->nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof(*ua)));
+	for (; RTA_OK(rta, rem); rta = RTA_NEXT(rta, rem)) {
+		switch (rta->rta_type) {
+		case XFRMA_TMPL:
+			*tmpl = pick_tmpl(ua, rta);
+			break;
+		case XFRMA_MARK:
+			if (RTA_PAYLOAD(rta) >= sizeof(acq->mark)) {
+				memcpy(&acq->mark, RTA_DATA(rta),
+				       sizeof(acq->mark));
+				acq->has_mark = acq->mark.v || acq->mark.m;
+			}
+			break;
+		case XFRMA_IF_ID:
+			if (RTA_PAYLOAD(rta) >= sizeof(acq->if_id)) {
+				memcpy(&acq->if_id, RTA_DATA(rta),
+				       sizeof(acq->if_id));
+				acq->has_if_id = acq->if_id != 0;
+			}
+			break;
+		}
+	}
+}
+
+static void answer_acquire(int family, const struct xfrm_user_acquire *ua,
+			   int mode, const struct acq_ctx *acq)
+{
+	int out, in;
+
+	out = find_key(family, &ua->saddr, &ua->id.daddr, ua->id.proto, mode);
+	if (out < 0) {
+		log_at(tap_now_ns(), "NOMATCH seq=%u src=%s dst=%s proto=%s "
+		       "mode=%s", ua->seq, addr_str(family, &ua->saddr),
+		       addr_str(family, &ua->id.daddr),
+		       proto_str(ua->id.proto), mode_str(mode));
+		return;
+	}
+	in = find_key(family, &keys[out].dst, &keys[out].src,
+		      keys[out].proto, keys[out].mode);
+	if (in < 0)
+		log_at(tap_now_ns(), "NOREVERSE seq=%u src=%s dst=%s",
+		       ua->seq, addr_str(family, &keys[out].dst),
+		       addr_str(family, &keys[out].src));
+
+	if (!opt.delay_ms) {
+		struct job j = { .kind = JOB_INSTALL, .out = out, .in = in,
+				 .acq = *acq };
+
+		run_install(&j);
+		return;
+	}
+	add_job(JOB_INSTALL, acq->t_ns + opt.delay_ms * 1000000ull, out, in,
+		acq);
+}
+
+static void handle_acquire(const struct nlmsghdr *h, uint64_t t)
+{
+	const struct xfrm_user_acquire *ua = NLMSG_DATA(h);
+	const struct xfrm_user_tmpl *tmpl;
+	struct acq_ctx acq = { .t_ns = t };
+	int family, mode;
+
+	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*ua))) {
+		log_at(t, "ERROR short ACQUIRE (%u bytes)", h->nlmsg_len);
+		cnt.errors++;
+		return;
+	}
+	acq.seq = ua->seq;
+	parse_acquire_attrs(h, ua, &acq, &tmpl);
+	family = tmpl && tmpl->family ? tmpl->family : ua->sel.family;
+	mode = tmpl ? tmpl->mode : -1;
+	cnt.acquires++;
+
+	log_at(t, "ACQUIRE seq=%u src=%s dst=%s proto=%s mode=%s reqid=%u "
+	       "sel_src=%s/%u sel_dst=%s/%u sel_proto=%u sel_sport=%u "
+	       "sel_dport=%u",
+	       ua->seq, addr_str(family, &ua->saddr),
+	       addr_str(family, &ua->id.daddr), proto_str(ua->id.proto),
+	       mode_str(mode), tmpl ? tmpl->reqid : 0,
+	       addr_str(ua->sel.family, &ua->sel.saddr), ua->sel.prefixlen_s,
+	       addr_str(ua->sel.family, &ua->sel.daddr), ua->sel.prefixlen_d,
+	       ua->sel.proto, ntohs(ua->sel.sport), ntohs(ua->sel.dport));
+
+	if (opt.exit_after_first)
+		finish(tap_now_ns());
+	if (!opt.never)
+		answer_acquire(family, ua, mode, &acq);
+}
+
+static void log_state(uint64_t t, const char *what,
+		      const struct xfrm_usersa_info *p, const char *extra)
+{
+	log_at(t, "%s spi=0x%08x src=%s dst=%s proto=%s mode=%s reqid=%u "
+	       "seq=%u%s", what, ntohl(p->id.spi),
+	       addr_str(p->family, &p->saddr),
+	       addr_str(p->family, &p->id.daddr), proto_str(p->id.proto),
+	       mode_str(p->mode), p->reqid, p->seq, extra);
+}
+
+static void handle_expire(const struct nlmsghdr *h, uint64_t t)
+{
+	const struct xfrm_user_expire *ue = NLMSG_DATA(h);
+	char extra[48];
+
+	if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*ue)))
+		return;
+	/* A hard expire with SPI 0 is a larval state timing out. */
+	snprintf(extra, sizeof(extra), " hard=%u larval=%u", ue->hard,
+		 ue->state.id.spi == 0);
+	log_state(t, "EXPIRE", &ue->state, extra);
+}
+
+static void handle_sa_event(const struct nlmsghdr *h, uint64_t t)
+{
+	const size_t info_len = NLMSG_LENGTH(sizeof(struct xfrm_usersa_info));
+
+	switch (h->nlmsg_type) {
+	case XFRM_MSG_NEWSA:
+	case XFRM_MSG_UPDSA:
+		if (h->nlmsg_len < info_len)
+			break;
+		log_state(t, h->nlmsg_type == XFRM_MSG_NEWSA ?
+			  "SA event=NEWSA" : "SA event=UPDSA",
+			  NLMSG_DATA(h), "");
+		break;
+	case XFRM_MSG_DELSA: {
+		const struct xfrm_usersa_id *id = NLMSG_DATA(h);
+
+		if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(*id)))
+			log_at(t, "SA event=DELSA spi=0x%08x dst=%s proto=%s",
+			       ntohl(id->spi), addr_str(id->family, &id->daddr),
+			       proto_str(id->proto));
+		break;
+	}
+	case XFRM_MSG_FLUSHSA:
+		log_at(t, "SA event=FLUSHSA");
+		break;
+	}
+}
+
+static void handle_message(const struct nlmsghdr *h, uint64_t t)
+{
+	switch (h->nlmsg_type) {
+	case XFRM_MSG_ACQUIRE:
+		handle_acquire(h, t);
+		break;
+	case XFRM_MSG_EXPIRE:
+		handle_expire(h, t);
+		break;
+	case XFRM_MSG_POLEXPIRE:
+		log_at(t, "POLEXPIRE");
+		break;
+	case XFRM_MSG_NEWSA:
+	case XFRM_MSG_UPDSA:
+	case XFRM_MSG_DELSA:
+	case XFRM_MSG_FLUSHSA:
+		handle_sa_event(h, t);
+		break;
+	default:
+		log_at(t, "EVENT type=%u len=%u", h->nlmsg_type, h->nlmsg_len);
+	}
+}
+
+static void read_events(void)
+{
+	static char buf[NL_BUF] __attribute__((aligned(8)));
+
+	for (;;) {
+		struct nlmsghdr *h;
+		ssize_t r;
+		uint64_t t;
+
+		r = recv(ev_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		t = tap_now_ns();
+		if (r < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			if (errno == ENOBUFS) {
+				/* Events were lost; say so, then go on. */
+				log_at(t, "OVERRUN events lost");
+				cnt.errors++;
+				continue;
+			}
+			die("recv(NETLINK_XFRM): %s", strerror(errno));
+		}
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)r);
+		     h = NLMSG_NEXT(h, r))
+			handle_message(h, t);
+	}
+}
+
+/* ---- main loop ------------------------------------------------------ */
+
+static int signal_fd(void)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		die("sigprocmask: %s", strerror(errno));
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (fd < 0)
+		die("signalfd: %s", strerror(errno));
+	return fd;
+}
+
+static void run(int sig_fd, uint64_t deadline)
+{
+	for (;;) {
+		struct pollfd p[2] = {
+			{ .fd = ev_fd, .events = POLLIN },
+			{ .fd = sig_fd, .events = POLLIN },
+		};
+		uint64_t now = tap_now_ns();
+		uint64_t wake = next_due(deadline);
+		struct timespec ts;
+
+		if (now >= deadline) {
+			log_at(now, "MAXRUNTIME %lus", opt.max_runtime_s);
+			return;
+		}
+		wake = wake > now ? wake - now : 0;
+		ts.tv_sec = wake / 1000000000ull;
+		ts.tv_nsec = wake % 1000000000ull;
+		if (ppoll(p, 2, &ts, NULL) < 0 && errno != EINTR)
+			die("ppoll: %s", strerror(errno));
+		if (p[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
+				log_at(tap_now_ns(), "SIGNAL %s",
+				       sigabbrev_np(si.ssi_signo));
+			return;
+		}
+		if (p[0].revents & POLLIN)
+			read_events();
+		else if (p[0].revents & (POLLERR | POLLHUP))
+			die("netlink socket error (revents 0x%x)",
+			    p[0].revents);
+		run_due_jobs();
+	}
+}
+
+/* The harness waits for this line, in the log or on stdout, whichever. */
+static void announce_ready(uint64_t t)
+{
+	fprintf(log_fp, "READY %llu\n", (unsigned long long)t);
+	fflush(log_fp);
+	if (log_fp != stdout) {
+		printf("READY %llu\n", (unsigned long long)t);
+		fflush(stdout);
+	}
+}
+
+static unsigned long parse_num(const char *name, const char *s,
+			       unsigned long max)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	if (!*s || *s == '-')
+		die_usage("%s: '%s' is not a number", name, s);
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > max)
+		die_usage("%s: '%s' is not a number in 0..%lu", name, s, max);
+	return v;
+}
+
+static void parse_args(int argc, char **argv)
+{
+	enum { O_KEYS = 1, O_DELAY, O_NEVER, O_DELETE, O_EXIT, O_MAXRT,
+	       O_LOG, O_HELP };
+	static const struct option lo[] = {
+		{ "keys", required_argument, NULL, O_KEYS },
+		{ "delay-ms", required_argument, NULL, O_DELAY },
+		{ "never", no_argument, NULL, O_NEVER },
+		{ "delete-after-ms", required_argument, NULL, O_DELETE },
+		{ "exit-after-first", no_argument, NULL, O_EXIT },
+		{ "max-runtime-s", required_argument, NULL, O_MAXRT },
+		{ "log", required_argument, NULL, O_LOG },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case O_KEYS: opt.keys_path = optarg; break;
+		case O_DELAY:
+			opt.delay_ms = parse_num("--delay-ms", optarg, 3600000);
+			break;
+		case O_NEVER: opt.never = true; break;
+		case O_DELETE:
+			opt.delete_after_ms = parse_num("--delete-after-ms",
+							optarg, 3600000);
+			break;
+		case O_EXIT: opt.exit_after_first = true; break;
+		case O_MAXRT:
+			opt.max_runtime_s = parse_num("--max-runtime-s", optarg,
+						      86400);
+			break;
+		case O_LOG: opt.log_path = optarg; break;
+		case O_HELP: usage(stdout); exit(0);
+		default:
+			die_usage("unknown option or missing value: %s",
+				  argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (!opt.keys_path)
+		die_usage("--keys FILE is required");
+	if (!opt.max_runtime_s)
+		die_usage("--max-runtime-s must be at least 1");
+	if (opt.never && (opt.delay_ms || opt.delete_after_ms >= 0))
+		die_usage("--never cannot be combined with --delay-ms or "
+			  "--delete-after-ms");
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t start, ready;
+	int sig_fd;
+
+	tap_clock_start();
+	parse_args(argc, argv);
+	load_keys(opt.keys_path);
+
+	log_fp = stdout;
+	if (opt.log_path) {
+		log_fp = fopen(opt.log_path, "w");
+		if (!log_fp)
+			die_usage("cannot open log %s: %s", opt.log_path,
+				  strerror(errno));
+	}
+	setvbuf(log_fp, NULL, _IOLBF, 0);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	sig_fd = signal_fd();
+	start = tap_now_ns();
+	/* Backstop should the loop ever wedge: the default action kills us. */
+	alarm(opt.max_runtime_s + 5);
+	nl_open();
+
+	ready = tap_now_ns();
+	log_at(ready, "CONFIG keys=%d delay_ms=%lu never=%d "
+	       "delete_after_ms=%ld exit_after_first=%d max_runtime_s=%lu",
+	       nkeys, opt.delay_ms, opt.never, opt.delete_after_ms,
+	       opt.exit_after_first, opt.max_runtime_s);
+	announce_ready(ready);
+
+	run(sig_fd, start + opt.max_runtime_s * 1000000000ull);
+	finish(tap_now_ns());
+}
