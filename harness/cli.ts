@@ -14,6 +14,7 @@ import { dirname } from 'node:path';
 import { CASES, findCase } from './suite/cases.js';
 import { runMatrix, selectCases } from './suite/plan.js';
 import { type CellResult, cellPassed, cellText } from './suite/session.js';
+import { narrate } from './suite/outcome.js';
 import { renderJunit, renderTable } from './report/table.js';
 
 const USAGE = `usage: larval COMMAND [OPTIONS]
@@ -114,7 +115,20 @@ async function cmdRepro(args: ParsedArgs): Promise<number> {
 	if (!c) throw new LarvalError(`unknown case "${name}"; \`larval repro list\` names them: ${CASES.map((x) => x.id).join(', ')}`);
 	const repeat = positiveNumber(single(args, 'repeat', '3'), '--repeat');
 	console.log(`${c.id}: ${c.title}`);
-	const cells = await runMatrix({ kernels: [single(args, 'kernel', 'distro')], cases: [c], repeat, mode: args.options.get('mode')?.[0], onCell: printCell });
+	const cells = await runMatrix({
+		kernels: [single(args, 'kernel', 'distro')],
+		cases: [c],
+		repeat,
+		mode: args.options.get('mode')?.[0],
+		onCell: (cell) => {
+			console.log(`\n${cell.kernel} (${cell.release}, ${cell.accel}), ${cell.mode}:`);
+			cell.outcomes.forEach((o, i) => {
+				console.log(`  run ${i + 1}:`);
+				for (const line of narrate(o)) console.log(`    ${line}`);
+			});
+			printCell(cell);
+		},
+	});
 	return cells.every(cellPassed) ? 0 : 1;
 }
 

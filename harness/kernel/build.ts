@@ -39,7 +39,8 @@ export interface BuiltKernel {
 
 // Bump when the way a tree is built changes, so old cache entries are not reused.
 const BUILDER_VERSION = '1';
-const KEEP_PER_VARIANT = 2;
+// stock, patched, and the previous patched: enough for a rebuild to hit ccache.
+const KEEP_PER_CONFIG = 3;
 
 function buildKey(packageVersion: string, patches: readonly Patch[], fragments: readonly string[]): string {
 	return cacheKey([
@@ -64,7 +65,7 @@ function pruneOldBuilds(kernelsDir: string, prefix: string, keep: string): void 
 		.filter((d) => d.startsWith(prefix) && d !== keep && !d.endsWith('.lock'))
 		.map((d) => ({ d, t: statSync(join(kernelsDir, d)).mtimeMs }))
 		.sort((a, b) => b.t - a.t)
-		.slice(KEEP_PER_VARIANT - 1);
+		.slice(KEEP_PER_CONFIG - 1);
 	for (const { d } of olds) rmSync(join(kernelsDir, d), { recursive: true, force: true });
 }
 
@@ -80,7 +81,9 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<BuiltKernel
 	if (opts.seriesPrefix !== undefined) patches = patches.slice(0, opts.seriesPrefix);
 	const fragments = fragmentPaths(join(kernelPatchesDir, 'config'), config);
 	const key = buildKey(source.packageVersion, patches, fragments);
-	const prefix = `${opts.variant}-${config}${opts.seriesPrefix !== undefined ? `-p${opts.seriesPrefix}` : ''}-`;
+	// Named by content, not by variant: with an empty series (or a prefix of
+	// zero patches) `patched` is the same tree as `stock` and shares its build.
+	const prefix = `${config}-`;
 	const kernelsDir = join(cacheRoot(), 'kernels');
 	const name = `${prefix}${key}`;
 	const dir = join(kernelsDir, name);
@@ -91,7 +94,7 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<BuiltKernel
 	return withLock(dir, timeoutMs, async () => {
 		if (existsSync(metaPath)) {
 			const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as BuiltKernel;
-			return { ...meta, cached: true };
+			return { ...meta, variant: opts.variant, cached: true };
 		}
 		rmSync(dir, { recursive: true, force: true });
 		const src = join(dir, 'src');

@@ -106,3 +106,37 @@ export function describeOutcome(o: Outcome): string {
 	if (!o.complete) parts.push('PROBE FAILED');
 	return parts.join(', ');
 }
+
+/** What the program saw, in plain words, one line per fact: for `larval repro`. */
+export function narrate(o: Outcome): string[] {
+	const lines: string[] = [];
+	const call = (what: string, c: CallOutcome) => `${what} = ${c.errno ? `-1 ${c.errno}` : c.ret} after ${round(c.ms)}`;
+	if (o.connect) lines.push(call('connect()', o.connect));
+	if (o.connectAgain) lines.push(call('connect() again', o.connectAgain));
+	if (o.pollConnect) lines.push(`poll(POLLOUT) = ${o.pollConnect.revents || 'timeout'} after ${round(o.pollConnect.waitedMs)}${o.pollConnect.soError ? `, SO_ERROR ${o.pollConnect.soError}` : ''}`);
+	if (o.pollBeforeSend) lines.push(`poll() right after connect() = ${o.pollBeforeSend.revents || 'nothing'}`);
+	const acquire = o.kmLog.find((l) => / ACQUIRE /.test(l));
+	lines.push(
+		acquire
+			? `key manager: ${o.acquires} ACQUIRE (first at ${acquire.split(' ')[0]} ms), ${o.installs ? `SAs installed at ${round(o.installAtMs ?? NaN)}` : 'no SA installed'}`
+			: 'key manager: no ACQUIRE',
+	);
+	const byResult = new Map<string, number[]>();
+	o.sends.forEach((s, i) => {
+		const k = s.errno ? `-1 ${s.errno}` : `${s.ret} (success)`;
+		byResult.set(k, [...(byResult.get(k) ?? []), i + 1]);
+	});
+	for (const [k, idx] of byResult) {
+		const range = idx.length > 1 ? `sends ${idx[0]}..${idx.at(-1)}` : `send ${idx[0]}`;
+		lines.push(`${range}: ${k}`);
+	}
+	if (o.sent > 0) {
+		lines.push(
+			o.received === 0
+				? `peer: none of ${o.sent} came back: lost`
+				: `peer: ${o.received} of ${o.sent} came back, first reply at ${round(o.firstReplyMs ?? NaN)}${o.rttMs.length ? `, round trips ${o.rttMs.map((r) => Math.round(r)).join('/')} ms` : ''}`,
+		);
+	}
+	for (const p of o.problems) lines.push(`PROBLEM: ${p}`);
+	return lines;
+}
