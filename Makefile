@@ -47,8 +47,9 @@ check: build
 	npx tsc -p tsconfig.json --noEmit
 	npx vitest run --project unit
 
+# Side-by-side figures, stock against patched, in one run.
 bench: kernels
-	$(LARVAL) bench --json $(RESULTS)/bench.json
+	$(LARVAL) bench --kernel stock --kernel patched --json $(RESULTS)/bench.json
 
 clean:
 	rm -rf dist $(RESULTS)

@@ -15,6 +15,7 @@ import { CASES, findCase } from './suite/cases.js';
 import { runMatrix, selectCases } from './suite/plan.js';
 import { type CellResult, cellPassed, cellText } from './suite/session.js';
 import { narrate } from './suite/outcome.js';
+import { type BenchRow, benchKernel, renderBench } from './suite/bench.js';
 import { renderJunit, renderTable } from './report/table.js';
 
 const USAGE = `usage: larval COMMAND [OPTIONS]
@@ -34,6 +35,10 @@ const USAGE = `usage: larval COMMAND [OPTIONS]
   run [--kernel K ...] [--filter PATTERN] [--repeat N] [--json FILE] [--junit FILE]
       Run the semantics matrix on each kernel (default: distro stock patched)
       and print one table: a row per case and mode, a column per kernel.
+  bench [--kernel K ...] [--repeat N] [--json FILE]
+      Side-by-side figures (median of N): release latency of a held packet
+      against steady-state one-way latency; TCP connect through a trap
+      policy (minus the key manager's time) against a keyed connect.
 
 K is distro, stock, patched (default), a bzImage, or a kernel build tree.
 Environment: LARVAL_ACCEL=kvm|tcg|auto, LARVAL_CACHE (default ~/.cache/larval),
@@ -154,12 +159,28 @@ async function cmdRun(args: ParsedArgs): Promise<number> {
 	return cells.every(cellPassed) ? 0 : 1;
 }
 
+async function cmdBench(args: ParsedArgs): Promise<number> {
+	const kernels = args.options.get('kernel') ?? ['stock', 'patched'];
+	const repeat = positiveNumber(single(args, 'repeat', '5'), '--repeat');
+	const rows: BenchRow[] = [];
+	for (const k of kernels) rows.push(...(await benchKernel(await resolveKernel(k), repeat)));
+	console.log(renderBench(rows));
+	console.log(`median of ${repeat} runs each; all times on the guest's CLOCK_MONOTONIC; accelerator ${[...new Set(rows.map((r) => r.accel))].join(', ')}`);
+	const json = args.options.get('json')?.[0];
+	if (json) {
+		mkdirSync(dirname(json), { recursive: true });
+		writeFileSync(json, JSON.stringify({ repeat, rows }, null, '\t'));
+	}
+	return 0;
+}
+
 const COMMANDS: Record<string, { options: string[]; flags: string[]; run: (a: ParsedArgs) => Promise<number> }> = {
 	build: { options: ['kernel', 'config'], flags: [], run: cmdBuild },
 	exec: { options: ['kernel', 'timeout'], flags: ['keep-console'], run: cmdExec },
 	shell: { options: ['kernel'], flags: [], run: cmdShell },
 	repro: { options: ['kernel', 'repeat', 'mode'], flags: [], run: cmdRepro },
 	run: { options: ['kernel', 'filter', 'repeat', 'json', 'junit'], flags: [], run: cmdRun },
+	bench: { options: ['kernel', 'repeat', 'json'], flags: [], run: cmdBench },
 };
 
 async function main(argv: string[]): Promise<number> {

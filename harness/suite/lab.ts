@@ -139,6 +139,10 @@ function stopKeyManagers(): string {
 	].join('\n');
 }
 
+function keyUp(ns: string, peer: string): string {
+	return `n=0; until ip netns exec ${ns} ping -c 1 -W 1 ${peer} >/dev/null 2>&1; do n=$((n+1)); [ $n -ge 5 ] && { echo "=== not-ready"; echo "no SA after 5 pings"; exit 93; }; done`;
+}
+
 function background(ns: string, args: readonly string[], stderr: string): string {
 	// setsid + redirections: the ssh channel closes while the program runs on.
 	return `ip netns exec ${ns} setsid ${shellJoin(args)} </dev/null >/dev/null 2>${stderr} &`;
@@ -186,7 +190,12 @@ export class Lab {
 	 * Runs one case as a single guest script (each ssh round trip costs
 	 * ~0.1 s under TCG): reset, sysctls, key manager, probe, logs.
 	 */
-	async run(probe: ProbeSpec, km: KmBehaviour, sysctls: Readonly<Record<string, string | number>>): Promise<CaseRun> {
+	async run(
+		probe: ProbeSpec,
+		km: KmBehaviour,
+		sysctls: Readonly<Record<string, string | number>>,
+		opts: { keyedFirst?: boolean } = {},
+	): Promise<CaseRun> {
 		const t = this.topo;
 		const ns = t.kmNamespace;
 		const kmLog = `${RUN_DIR}/km-${t.name}.log`;
@@ -202,6 +211,8 @@ export class Lab {
 			`rm -f ${kmLog}`,
 			background(ns, kmArgs(`${RUN_DIR}/keys-${t.name}`, kmLog, km), `${kmLog}.err`),
 			waitForReady(kmLog, 'larval-km did not start'),
+			// keyedFirst: ping until the key manager has installed the SAs, so the probe measures the keyed path.
+			...(opts.keyedFirst ? [keyUp(t.client.ns, this.peer(probe.family))] : []),
 			...echoLogs.map((l, i) => `e${i}=$(wc -l < ${l})`),
 			`ip netns exec ${t.client.ns} ${shellJoin(probeArgs(this.peer(probe.family), probe))} >${RUN_DIR}/probe.tap 2>${RUN_DIR}/probe.err; st=$?`,
 			settleTcp([t.client.ns, t.server.ns]),

@@ -106,6 +106,24 @@ describe('stock guest survives a WARNING and an oops, and the scan sees both', (
 	});
 });
 
+describe('several guests at once', () => {
+	it('boot side by side without sharing ports, consoles or state', async () => {
+		const kernel = await resolveKernel('stock');
+		const guests = await Promise.all([bootGuest(kernel), bootGuest(kernel)]);
+		try {
+			const [a, b] = guests.map((g) => g.vm);
+			expect(a!.sshPort).not.toBe(b!.sshPort);
+			expect(a!.consoleLog).not.toBe(b!.consoleLog);
+			await a!.run('echo a > /tmp/who');
+			await b!.run('echo b > /tmp/who');
+			expect((await a!.run('cat /tmp/who')).trim()).toBe('a');
+			expect((await b!.run('cat /tmp/who')).trim()).toBe('b');
+		} finally {
+			await Promise.all(guests.map((g) => g.vm.stop()));
+		}
+	});
+});
+
 describe('larval CLI', () => {
 	const cli = (args: string[], timeout = 180_000) => execa('node', ['dist/harness/cli.js', ...args], { reject: false, timeout, env: { LARVAL_QUIET: '1' } });
 

@@ -1,0 +1,152 @@
+import type { KernelTarget } from '../kernel/target.js';
+import { topology } from '../net/topology.js';
+import type { GuestEvent } from '../probe/event-log.js';
+import { bootGuest } from '../vm/guest.js';
+import { type Mode, STOCK_MODES } from './cases.js';
+import { type CaseRun, Lab } from './lab.js';
+
+/**
+ * Figures measured side by side in one guest, each the median of repeats,
+ * all on the guest's CLOCK_MONOTONIC (key manager, probe and echo peer share
+ * it): how long a held packet waits after its SA is installed, against the
+ * one-way latency of a packet with the SA in place; and how long a TCP
+ * connect through a trap policy takes beyond the key manager's own time,
+ * against a connect with the SA in place.
+ */
+export interface BenchRow {
+	kernel: string;
+	mode: string;
+	accel: string;
+	/** Installation of the outbound SA to the first held datagram's arrival at the peer. */
+	releaseMs: number | null;
+	/** send() to arrival at the peer, SA in place, fresh socket. */
+	steadyOneWayMs: number | null;
+	releaseRatio: number | null;
+	/** connect() duration minus the key manager's ACQUIRE-to-install time. */
+	trapConnectMs: number | null;
+	keyedConnectMs: number | null;
+	connectRatio: number | null;
+	lostReleases: number;
+	repeats: number;
+}
+
+export function median(xs: readonly number[]): number | null {
+	const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+	if (!v.length) return null;
+	const mid = Math.floor(v.length / 2);
+	return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+function firstEcho(run: CaseRun, id: number): GuestEvent | undefined {
+	return run.echo.find((e) => e.kind === 'RECV' && e.fields.id === String(id));
+}
+
+function sendNs(run: CaseRun, id: number): bigint | null {
+	const p = run.tap.points.find((x) => x.name === `send ${id}`);
+	const t = p?.diag.t_ns;
+	return typeof t === 'number' || typeof t === 'string' ? BigInt(Math.round(Number(t))) : null;
+}
+
+/** Release latency of one run, or null when the held datagram never arrived. */
+export function releaseLatencyMs(run: CaseRun): number | null {
+	const install = run.km.find((e) => e.kind === 'INSTALL' && e.fields.dir === 'out' && e.fields.err === '0');
+	const echo = firstEcho(run, 1);
+	if (!install || !echo) return null;
+	return Number(echo.tNs - install.tNs) / 1e6;
+}
+
+export function oneWayMs(run: CaseRun): number[] {
+	const out: number[] = [];
+	for (const p of run.tap.points) {
+		const m = /^send (\d+)$/.exec(p.name);
+		if (!m) continue;
+		const id = Number(m[1]);
+		const sent = sendNs(run, id);
+		const echo = firstEcho(run, id);
+		if (sent !== null && echo) out.push(Number(echo.tNs - sent) / 1e6);
+	}
+	return out;
+}
+
+export function kmTimeMs(run: CaseRun): number | null {
+	const acq = run.km.find((e) => e.kind === 'ACQUIRE');
+	const install = run.km.find((e) => e.kind === 'INSTALL' && e.fields.dir === 'out' && e.fields.err === '0');
+	return acq && install ? Number(install.tNs - acq.tNs) / 1e6 : null;
+}
+
+function connectMs(run: CaseRun): number | null {
+	const p = run.tap.points.find((x) => x.name === 'connect');
+	const ms = p?.diag.duration_ms;
+	return typeof ms === 'number' && p?.diag.errno_name === '' ? ms : null;
+}
+
+export async function benchKernel(kernel: KernelTarget, repeat: number, modes: readonly Mode[] = STOCK_MODES): Promise<BenchRow[]> {
+	const guest = await bootGuest(kernel);
+	const rows: BenchRow[] = [];
+	try {
+		const lab = await Lab.setUp(guest.vm, topology('transport'));
+		for (const mode of modes) {
+			const release: number[] = [];
+			const steady: number[] = [];
+			const trap: number[] = [];
+			const keyed: number[] = [];
+			let lost = 0;
+			for (let i = 0; i < repeat; i++) {
+				const held = await lab.run({ family: 4, proto: 'udp', mode: 'block', count: 1 }, { delayMs: 50 }, mode.sysctls);
+				const r = releaseLatencyMs(held);
+				if (r === null) lost++;
+				else release.push(r);
+				const warm = await lab.run({ family: 4, proto: 'udp', mode: 'block', count: 5, intervalMs: 20 }, {}, mode.sysctls, { keyedFirst: true });
+				steady.push(...oneWayMs(warm));
+				// 50 ms, as in the cases: an instant answer races the SYN and measures luck.
+				const viaTrap = await lab.run({ family: 4, proto: 'tcp', mode: 'block', count: 1 }, { delayMs: 50 }, mode.sysctls);
+				const c = connectMs(viaTrap);
+				const km = kmTimeMs(viaTrap);
+				if (c !== null && km !== null) trap.push(c - km);
+				const viaSa = await lab.run({ family: 4, proto: 'tcp', mode: 'block', count: 1 }, {}, mode.sysctls, { keyedFirst: true });
+				const k = connectMs(viaSa);
+				if (k !== null) keyed.push(k);
+			}
+			const releaseMs = median(release);
+			const steadyOneWayMs = median(steady);
+			const trapConnectMs = median(trap);
+			const keyedConnectMs = median(keyed);
+			rows.push({
+				kernel: kernel.name,
+				mode: mode.id,
+				accel: guest.accel.accel,
+				releaseMs,
+				steadyOneWayMs,
+				releaseRatio: releaseMs !== null && steadyOneWayMs ? releaseMs / steadyOneWayMs : null,
+				trapConnectMs,
+				keyedConnectMs,
+				connectRatio: trapConnectMs !== null && keyedConnectMs ? trapConnectMs / keyedConnectMs : null,
+				lostReleases: lost,
+				repeats: repeat,
+			});
+		}
+	} finally {
+		await guest.vm.stop();
+	}
+	return rows;
+}
+
+function fmt(x: number | null, unit = ''): string {
+	return x === null ? 'n/a' : `${x < 10 ? x.toFixed(2) : x.toFixed(0)}${unit}`;
+}
+
+export function renderBench(rows: readonly BenchRow[]): string {
+	const header = ['kernel [mode]', 'release', 'steady 1-way', 'release/steady', 'trap connect - km', 'keyed connect', 'connect ratio'];
+	const body = rows.map((r) => [
+		`${r.kernel} [${r.mode}]`,
+		r.releaseMs === null ? `lost ${r.lostReleases}/${r.repeats}` : `${fmt(r.releaseMs, ' ms')}${r.lostReleases ? ` (lost ${r.lostReleases}/${r.repeats})` : ''}`,
+		fmt(r.steadyOneWayMs, ' ms'),
+		r.releaseRatio === null ? 'n/a' : `${fmt(r.releaseRatio)}x`,
+		fmt(r.trapConnectMs, ' ms'),
+		fmt(r.keyedConnectMs, ' ms'),
+		r.connectRatio === null ? 'n/a' : `${fmt(r.connectRatio)}x`,
+	]);
+	const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+	const line = (r: string[]) => `| ${r.map((x, i) => x.padEnd(widths[i]!)).join(' | ')} |`;
+	return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
+}
