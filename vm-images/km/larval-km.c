@@ -20,19 +20,18 @@
 #include <linux/xfrm.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define PROG		"larval-km"
+#include "guest.h"
 #include "tap.h"
 
-#define PROG		"larval-km"
 #define KEY_LEN		20	/* rfc4106: 16 bytes AES key + 4 bytes salt */
 #define ICV_BITS	128
 #define AEAD_NAME	"rfc4106(gcm(aes))"
@@ -89,7 +88,6 @@ static struct {
 static struct key_entry keys[MAX_KEYS];
 static int nkeys;
 static struct job jobs[MAX_JOBS];
-static FILE *log_fp;
 static int ev_fd = -1;		/* multicast events */
 static int req_fd = -1;		/* our requests and their acks */
 static uint32_t req_seq;
@@ -123,45 +121,6 @@ static void usage(FILE *f)
 "EVENT, OVERRUN, ERROR, SIGNAL, MAXRUNTIME, SUMMARY.\n"
 "Exit 0 on SIGTERM/SIGINT/SIGHUP or max runtime, 2 on bad arguments,\n"
 "1 on internal failure.\n");
-}
-
-static __attribute__((noreturn, format(printf, 1, 2)))
-void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n(try " PROG " --help)\n");
-	exit(2);
-}
-
-static __attribute__((noreturn, format(printf, 1, 2)))
-void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static __attribute__((format(printf, 2, 3)))
-void log_at(uint64_t ns, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(log_fp, "%llu ", (unsigned long long)ns);
-	va_start(ap, fmt);
-	vfprintf(log_fp, fmt, ap);
-	va_end(ap);
-	fputc('\n', log_fp);
-	fflush(log_fp);
 }
 
 /* ---- formatting ---------------------------------------------------- */
@@ -202,11 +161,6 @@ static const char *mode_str(int mode)
 	case -1: return "?";
 	}
 	return "other";
-}
-
-static const char *err_str(int err)
-{
-	return err ? errno_name(err) : "0";
 }
 
 /* ---- keying table -------------------------------------------------- */
@@ -929,23 +883,6 @@ static void read_events(void)
 
 /* ---- main loop ------------------------------------------------------ */
 
-static int signal_fd(void)
-{
-	sigset_t set;
-	int fd;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		die("sigprocmask: %s", strerror(errno));
-	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (fd < 0)
-		die("signalfd: %s", strerror(errno));
-	return fd;
-}
-
 static void run(int sig_fd, uint64_t deadline)
 {
 	for (;;) {
@@ -967,11 +904,7 @@ static void run(int sig_fd, uint64_t deadline)
 		if (ppoll(p, 2, &ts, NULL) < 0 && errno != EINTR)
 			die("ppoll: %s", strerror(errno));
 		if (p[1].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
-				log_at(tap_now_ns(), "SIGNAL %s",
-				       sigabbrev_np(si.ssi_signo));
+			log_signal(sig_fd);
 			return;
 		}
 		if (p[0].revents & POLLIN)
@@ -983,30 +916,13 @@ static void run(int sig_fd, uint64_t deadline)
 	}
 }
 
-/* The harness waits for this line, in the log or on stdout, whichever. */
-static void announce_ready(uint64_t t)
+/* Durations and counts: a sign gets the plainer message, as it always has. */
+static unsigned long parse_unsigned(const char *name, const char *s,
+				    unsigned long max)
 {
-	fprintf(log_fp, "READY %llu\n", (unsigned long long)t);
-	fflush(log_fp);
-	if (log_fp != stdout) {
-		printf("READY %llu\n", (unsigned long long)t);
-		fflush(stdout);
-	}
-}
-
-static unsigned long parse_num(const char *name, const char *s,
-			       unsigned long max)
-{
-	unsigned long v;
-	char *end;
-
-	errno = 0;
 	if (!*s || *s == '-')
 		die_usage("%s: '%s' is not a number", name, s);
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v > max)
-		die_usage("%s: '%s' is not a number in 0..%lu", name, s, max);
-	return v;
+	return parse_num(name, s, 0, max);
 }
 
 static void parse_args(int argc, char **argv)
@@ -1026,32 +942,27 @@ static void parse_args(int argc, char **argv)
 	};
 	int c;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+	while ((c = next_opt(argc, argv, lo)) != -1) {
 		switch (c) {
 		case O_KEYS: opt.keys_path = optarg; break;
 		case O_DELAY:
-			opt.delay_ms = parse_num("--delay-ms", optarg, 3600000);
+			opt.delay_ms = parse_unsigned("--delay-ms", optarg,
+						      3600000);
 			break;
 		case O_NEVER: opt.never = true; break;
 		case O_DELETE:
-			opt.delete_after_ms = parse_num("--delete-after-ms",
-							optarg, 3600000);
+			opt.delete_after_ms = parse_unsigned("--delete-after-ms",
+							     optarg, 3600000);
 			break;
 		case O_EXIT: opt.exit_after_first = true; break;
 		case O_MAXRT:
-			opt.max_runtime_s = parse_num("--max-runtime-s", optarg,
-						      86400);
+			opt.max_runtime_s = parse_unsigned("--max-runtime-s",
+							   optarg, 86400);
 			break;
 		case O_LOG: opt.log_path = optarg; break;
 		case O_HELP: usage(stdout); exit(0);
-		default:
-			die_usage("unknown option or missing value: %s",
-				  argv[optind - 1]);
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
 	if (!opt.keys_path)
 		die_usage("--keys FILE is required");
 	if (!opt.max_runtime_s)
@@ -1070,15 +981,7 @@ int main(int argc, char **argv)
 	parse_args(argc, argv);
 	load_keys(opt.keys_path);
 
-	log_fp = stdout;
-	if (opt.log_path) {
-		log_fp = fopen(opt.log_path, "w");
-		if (!log_fp)
-			die_usage("cannot open log %s: %s", opt.log_path,
-				  strerror(errno));
-	}
-	setvbuf(log_fp, NULL, _IOLBF, 0);
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	log_open(opt.log_path);
 
 	sig_fd = signal_fd();
 	start = tap_now_ns();
@@ -1091,7 +994,7 @@ int main(int argc, char **argv)
 	       "delete_after_ms=%ld exit_after_first=%d max_runtime_s=%lu",
 	       nkeys, opt.delay_ms, opt.never, opt.delete_after_ms,
 	       opt.exit_after_first, opt.max_runtime_s);
-	announce_ready(ready);
+	log_ready(ready);
 
 	run(sig_fd, start + opt.max_runtime_s * 1000000000ull);
 	finish(tap_now_ns());

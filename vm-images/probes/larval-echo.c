@@ -21,13 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#define PROG		"larval-echo"
+#include "guest.h"
 #include "tap.h"
 
-#define PROG		"larval-echo"
 #define MAX_CONNS	64
 #define BUF_SIZE	65536
 #define WRITE_WAIT_MS	1000
@@ -51,7 +51,6 @@ static struct {
 
 static const char *const proto_names[] = { "tcp", "udp", "raw" };
 
-static FILE *log_fp;
 static struct {
 	unsigned long recv, echoed, errors, accepted;
 } cnt;
@@ -84,45 +83,6 @@ static void usage(FILE *f)
 "'<ns> RECV proto=.. from=ADDR:PORT len=N id=ID echo=ERR' per arrival\n"
 "(IPv6 as [ADDR]:PORT, port 0 for raw), '<ns> SUMMARY ...' at exit.\n"
 "Exit 0 on SIGTERM/SIGINT or max runtime, 2 on bad arguments.\n");
-}
-
-static __attribute__((noreturn, format(printf, 1, 2)))
-void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n(try " PROG " --help)\n");
-	exit(2);
-}
-
-static __attribute__((noreturn, format(printf, 1, 2)))
-void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static __attribute__((format(printf, 2, 3)))
-void log_at(uint64_t ns, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(log_fp, "%llu ", (unsigned long long)ns);
-	va_start(ap, fmt);
-	vfprintf(log_fp, fmt, ap);
-	va_end(ap);
-	fputc('\n', log_fp);
-	fflush(log_fp);
 }
 
 static const char *sockaddr_str(const struct sockaddr_storage *ss)
@@ -192,7 +152,7 @@ static void log_recv(uint64_t t, const struct sockaddr_storage *from,
 	format_ids(payload, len, ids, sizeof(ids));
 	log_at(t, "RECV proto=%s from=%s len=%zu %s echo=%s",
 	       proto_names[opt.proto], sockaddr_str(from), len, ids,
-	       echo_err ? errno_name(echo_err) : "0");
+	       err_str(echo_err));
 	cnt.recv++;
 	if (echo_err)
 		cnt.errors++;
@@ -367,22 +327,6 @@ static void accept_all(int lfd)
 	}
 }
 
-static int signal_fd(void)
-{
-	sigset_t set;
-	int fd;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (fd < 0)
-		die("signalfd: %s", strerror(errno));
-	return fd;
-}
-
 static void run(int lfd, int sig_fd, uint64_t deadline)
 {
 	for (;;) {
@@ -403,11 +347,7 @@ static void run(int lfd, int sig_fd, uint64_t deadline)
 		if (poll(p, n + 2, timeout) < 0 && errno != EINTR)
 			die("poll: %s", strerror(errno));
 		if (p[0].revents & POLLIN) {
-			struct signalfd_siginfo si;
-
-			if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
-				log_at(tap_now_ns(), "SIGNAL %s",
-				       sigabbrev_np(si.ssi_signo));
+			log_signal(sig_fd);
 			return;
 		}
 		/* Backwards: serve_conn() may move the last entry into i. */
@@ -421,19 +361,6 @@ static void run(int lfd, int sig_fd, uint64_t deadline)
 				serve_datagrams(lfd);
 		}
 	}
-}
-
-static long parse_num(const char *name, const char *s, long min, long max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (!*s || errno || *end || v < min || v > max)
-		die_usage("%s: '%s' is not a number in %ld..%ld", name, s, min,
-			  max);
-	return v;
 }
 
 static void parse_args(int argc, char **argv)
@@ -453,17 +380,9 @@ static void parse_args(int argc, char **argv)
 	bool have_proto = false;
 	int c;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+	while ((c = next_opt(argc, argv, lo)) != -1) {
 		switch (c) {
-		case O_FAMILY:
-			if (!strcmp(optarg, "4"))
-				opt.family = AF_INET;
-			else if (!strcmp(optarg, "6"))
-				opt.family = AF_INET6;
-			else
-				die_usage("--family must be 4 or 6");
-			break;
+		case O_FAMILY: opt.family = parse_family(optarg); break;
 		case O_PROTO:
 			for (opt.proto = P_TCP; opt.proto <= P_RAW; opt.proto++)
 				if (!strcmp(optarg, proto_names[opt.proto]))
@@ -472,12 +391,9 @@ static void parse_args(int argc, char **argv)
 				die_usage("--proto must be tcp, udp or raw");
 			have_proto = true;
 			break;
-		case O_PORT:
-			opt.port = parse_num("--port", optarg, 1, 65535);
-			break;
+		case O_PORT: opt.port = parse_port("--port", optarg); break;
 		case O_RAWPROTO:
-			opt.raw_proto = parse_num("--raw-proto", optarg, 1,
-						  255);
+			opt.raw_proto = parse_ip_proto("--raw-proto", optarg);
 			break;
 		case O_LOG: opt.log_path = optarg; break;
 		case O_MAXRT:
@@ -485,13 +401,8 @@ static void parse_args(int argc, char **argv)
 						      1, 86400);
 			break;
 		case O_HELP: usage(stdout); exit(0);
-		default:
-			die_usage("unknown option or missing value: %s",
-				  argv[optind - 1]);
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
 	if (!opt.family)
 		die_usage("--family is required");
 	if (!have_proto)
@@ -507,15 +418,7 @@ int main(int argc, char **argv)
 
 	tap_clock_start();
 	parse_args(argc, argv);
-	log_fp = stdout;
-	if (opt.log_path) {
-		log_fp = fopen(opt.log_path, "w");
-		if (!log_fp)
-			die_usage("cannot open log %s: %s", opt.log_path,
-				  strerror(errno));
-	}
-	setvbuf(log_fp, NULL, _IOLBF, 0);
-	setvbuf(stdout, NULL, _IOLBF, 0);
+	log_open(opt.log_path);
 	signal(SIGPIPE, SIG_IGN);
 	sig_fd = signal_fd();
 	start = tap_now_ns();
@@ -523,10 +426,7 @@ int main(int argc, char **argv)
 	lfd = open_listener();
 
 	ready = tap_now_ns();
-	fprintf(log_fp, "READY %llu\n", (unsigned long long)ready);
-	fflush(log_fp);
-	if (log_fp != stdout)
-		printf("READY %llu\n", (unsigned long long)ready);
+	log_ready(ready);
 
 	run(lfd, sig_fd, start + opt.max_runtime_s * 1000000000ull);
 	log_at(tap_now_ns(), "SUMMARY recv=%lu echoed=%lu accepted=%lu "

@@ -29,9 +29,10 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#define PROG		"larval-probe"
+#include "guest.h"
 #include "tap.h"
 
-#define PROG		"larval-probe"
 #define MSG_LEN		64	/* every message, ICMP header included */
 #define MAX_COUNT	1000
 #define MAX_SOCKOPTS	16
@@ -129,19 +130,6 @@ static void usage(FILE *f)
 "(watchdog: true, errno EINTR).  Exit 0 when the probe ran, 1 on internal\n"
 "failure (after 'Bail out!'), 2 on bad arguments.\n",
 		MAX_COUNT, MAX_SOCKOPTS);
-}
-
-static __attribute__((noreturn, format(printf, 1, 2)))
-void die_usage(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, PROG ": ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n(try " PROG " --help)\n");
-	exit(2);
 }
 
 /* ---- small helpers ------------------------------------------------- */
@@ -780,19 +768,6 @@ static void run_probe(void)
 
 /* ---- arguments ------------------------------------------------------ */
 
-static long parse_num(const char *name, const char *s, long min, long max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (!*s || errno || *end || v < min || v > max)
-		die_usage("%s: '%s' is not a number in %ld..%ld", name, s, min,
-			  max);
-	return v;
-}
-
 static enum proto parse_proto(const char *s)
 {
 	enum proto p;
@@ -893,17 +868,9 @@ static void parse_args(int argc, char **argv)
 	};
 	int c;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+	while ((c = next_opt(argc, argv, lo)) != -1) {
 		switch (c) {
-		case O_FAMILY:
-			if (!strcmp(optarg, "4"))
-				opt.family = AF_INET;
-			else if (!strcmp(optarg, "6"))
-				opt.family = AF_INET6;
-			else
-				die_usage("--family must be 4 or 6");
-			break;
+		case O_FAMILY: opt.family = parse_family(optarg); break;
 		case O_PROTO:
 			opt.proto = parse_proto(optarg);
 			opt.have_proto = true;
@@ -914,12 +881,9 @@ static void parse_args(int argc, char **argv)
 				die_usage("--mode must be block or nonblock");
 			break;
 		case O_PEER: opt.peer_str = optarg; break;
-		case O_PORT:
-			opt.port = parse_num("--port", optarg, 1, 65535);
-			break;
+		case O_PORT: opt.port = parse_port("--port", optarg); break;
 		case O_RAWPROTO:
-			opt.raw_proto = parse_num("--raw-proto", optarg, 1,
-						  255);
+			opt.raw_proto = parse_ip_proto("--raw-proto", optarg);
 			break;
 		case O_COUNT:
 			opt.count = parse_num("--count", optarg, 0, MAX_COUNT);
@@ -941,13 +905,8 @@ static void parse_args(int argc, char **argv)
 		case O_POLLBEFORE: opt.poll_before_send = true; break;
 		case O_WAITPOLLOUT: opt.wait_pollout = true; break;
 		case O_HELP: usage(stdout); exit(0);
-		default:
-			die_usage("unknown option or missing value: %s",
-				  argv[optind - 1]);
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'", argv[optind]);
 	check_args();
 }
 
