@@ -73,7 +73,7 @@ async function cmdExec(args: ParsedArgs): Promise<number> {
 			onStdout: (d) => process.stdout.write(d),
 			onStderr: (d) => process.stderr.write(d),
 		});
-		process.stderr.write(`[larval] ${kernel.name} ${kernel.release}, ${accel.accel}, boot ${(vm.bootMs / 1000).toFixed(2)} s, command ${(r.durationMs / 1000).toFixed(2)} s, status ${r.code ?? r.signal}\n`);
+		process.stderr.write(`[larval] ${kernel.name} ${kernel.release}, ${accel.accel}, boot ${(vm.bootMs / 1000).toFixed(2)} s (console ready ${(vm.guestReadyMs / 1000).toFixed(2)} s), command ${(r.durationMs / 1000).toFixed(2)} s, status ${r.code ?? r.signal}\n`);
 		return r.code ?? 255;
 	} catch (e) {
 		failed = true;

@@ -56,7 +56,10 @@ let vmCounter = 0;
  * a file and scanned for kernel trouble.  Always end it with stop().
  */
 export class Vm {
+	/** QEMU start to a working ssh session. */
 	bootMs = 0;
+	/** QEMU start to the guest's "ready" line on the console (sshd started). */
+	guestReadyMs = 0;
 	private consoleText = '';
 	private stderrText = '';
 	private exited = false;
@@ -159,6 +162,7 @@ export class Vm {
 			if (performance.now() > deadline) return fail(`guest did not finish booting within ${bootTimeoutMs} ms`);
 			await sleep(20);
 		}
+		this.guestReadyMs = performance.now() - started;
 		let lastErr = '';
 		while (!this.client) {
 			if (this.exited) return fail(`guest died before ssh came up: ${this.exitInfo}`);
