@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { execa } from 'execa';
 import { cacheKey } from '../util/hash.js';
@@ -90,6 +90,22 @@ async function hostProgramEntries(programs: Map<string, string>): Promise<CpioEn
 	return entries;
 }
 
+/**
+ * Keeps the newest few base images (another clone may use an older one) and
+ * drops combined initrds, which are cheap to remake, once their base is gone.
+ */
+function pruneImages(dir: string, keep: string): void {
+	const bases = readdirSync(dir)
+		.filter((d) => d.startsWith('base-') && !d.endsWith('.lock') && d !== keep)
+		.map((d) => ({ d, t: statSync(join(dir, d)).mtimeMs }))
+		.sort((a, b) => b.t - a.t);
+	for (const { d } of bases.slice(2)) rmSync(join(dir, d), { recursive: true, force: true });
+	const day = 24 * 3600_000;
+	for (const f of readdirSync(dir)) {
+		if (f.startsWith('combined-') && Date.now() - statSync(join(dir, f)).mtimeMs > day) rmSync(join(dir, f), { force: true });
+	}
+}
+
 function inputKey(parts: Array<readonly [string, string | Uint8Array]>): string {
 	return cacheKey([['image', IMAGE_VERSION], ...parts]);
 }
@@ -137,6 +153,7 @@ export async function buildBaseImage(): Promise<GuestImage> {
 		renameSync(`${initrd}.tmp`, initrd);
 		const image: GuestImage = { initrd, clientPrivateKey: keys.clientPrivateKey, hostPublicKey: keys.hostPublicKey, key };
 		writeFileSync(metaPath, JSON.stringify(image, null, '\t'));
+		pruneImages(join(cacheRoot(), 'images'), `base-${key}`);
 		return image;
 	});
 }
