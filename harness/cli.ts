@@ -29,7 +29,7 @@ const USAGE = `usage: larval COMMAND [OPTIONS]
   shell [--kernel K]
       An interactive shell in a booted guest.
 
-  repro list | repro NAME [--kernel K] [--repeat N] [--mode larval_drop=0|1]
+  repro list | repro NAME [--kernel K] [--repeat N] [--mode larval_drop=0|larval_drop=1|xfrm_resolve=1]
       List the reproducible stock behaviours, or run one and say what the
       program saw (calls, errnos, times, packets echoed or lost).
   run [--kernel K ...] [--filter PATTERN] [--repeat N] [--json FILE] [--junit FILE]

@@ -2,7 +2,7 @@ import type { KernelTarget } from '../kernel/target.js';
 import { topology } from '../net/topology.js';
 import type { GuestEvent } from '../probe/event-log.js';
 import { bootGuest } from '../vm/guest.js';
-import { type Mode, STOCK_MODES } from './cases.js';
+import { type Mode, RESOLVE_1, STOCK_MODES } from './cases.js';
 import { type CaseRun, Lab } from './lab.js';
 
 /**
@@ -80,10 +80,12 @@ function connectMs(run: CaseRun): number | null {
 	return typeof ms === 'number' && p?.diag.errno_name === '' ? ms : null;
 }
 
-export async function benchKernel(kernel: KernelTarget, repeat: number, modes: readonly Mode[] = STOCK_MODES): Promise<BenchRow[]> {
+export async function benchKernel(kernel: KernelTarget, repeat: number): Promise<BenchRow[]> {
 	const guest = await bootGuest(kernel);
 	const rows: BenchRow[] = [];
 	try {
+		const resolve = (await guest.vm.exec('test -e /proc/sys/net/core/xfrm_resolve')).code === 0;
+		const modes: readonly Mode[] = resolve ? [...STOCK_MODES, RESOLVE_1] : STOCK_MODES;
 		const lab = await Lab.setUp(guest.vm, topology('transport'));
 		for (const mode of modes) {
 			const release: number[] = [];

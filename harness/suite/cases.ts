@@ -14,6 +14,9 @@ export interface Mode {
 export const LARVAL_DROP_1: Mode = { id: 'larval_drop=1', sysctls: { 'net.core.xfrm_larval_drop': 1 } };
 export const LARVAL_DROP_0: Mode = { id: 'larval_drop=0', sysctls: { 'net.core.xfrm_larval_drop': 0 } };
 export const STOCK_MODES: readonly Mode[] = [LARVAL_DROP_1, LARVAL_DROP_0];
+/** The series' switch (kernel-patches/README.md); larval_drop is then irrelevant, left at its default. */
+export const RESOLVE_1: Mode = { id: 'xfrm_resolve=1', sysctls: { 'net.core.xfrm_resolve': 1, 'net.core.xfrm_larval_drop': 1 } };
+export const ALL_MODES: readonly Mode[] = [...STOCK_MODES, RESOLVE_1];
 
 /** A check over one run: the list of what contradicts the expectation (empty: as expected). */
 export type Check = (o: Outcome) => string[];
@@ -27,6 +30,12 @@ export interface Case {
 	km: KmBehaviour;
 	/** What stock Linux does in each mode (sa-resolution.md section 1). */
 	stock: Partial<Record<string, Check>>;
+	/**
+	 * What the series does with xfrm_resolve=1 (section 2: held on the larval
+	 * entry, sent the moment the SA is installed, nothing lost); absent where
+	 * the case needs part 2's socket semantics to say anything new.
+	 */
+	resolved?: Check;
 }
 
 // ---- building blocks of expectations --------------------------------------
@@ -98,6 +107,21 @@ const firstEagainAt = (minIndex: number, maxIndex: number): Check => (o) => {
 	return i + 1 >= minIndex && i + 1 <= maxIndex ? [] : [`first EAGAIN at send ${i + 1}, expected ${minIndex}..${maxIndex}`];
 };
 
+/** Held packets leave when the SA is installed: the first reply follows the installation closely. */
+const releasedPromptly = (slackMs: number): Check => (o) => {
+	if (o.installAtMs === null) return ['the key manager installed no SA'];
+	if (o.firstReplyMs === null) return ['no reply at all'];
+	const late = o.firstReplyMs - o.installAtMs;
+	return late <= slackMs ? [] : [`first reply ${Math.round(late)} ms after the SA was installed, expected within ${slackMs} ms`];
+};
+
+/** The SYN was held, not dropped: connect() ends shortly after the installation, not at the 1 s retransmission. */
+const connectAfterInstall = (slackMs: number): Check => (o) => {
+	if (!o.connect || o.installAtMs === null) return ['no connect() or no SA installed'];
+	if (o.connect.errno) return [`connect() gave ${o.connect.errno}`];
+	return o.connect.ms <= o.installAtMs + slackMs ? [] : [`connect() took ${Math.round(o.connect.ms)} ms, the SA was installed at ${Math.round(o.installAtMs)} ms`];
+};
+
 const acquires = (n: number): Check => (o) => (o.acquires === n ? [] : [`${o.acquires} ACQUIREs, expected ${n}`]);
 
 /**
@@ -111,6 +135,8 @@ const KM_FAST: KmBehaviour = { delayMs: 50 };
 // The SYN (or the first datagram) is blackholed and TCP retransmits after
 // its 1 s initial RTO; TCG adds jitter, hence the bounds.
 const RTO_MIN = 900;
+/** How long after the installation a held packet may arrive under TCG (target: ~2x steady state). */
+const RELEASE_SLACK = 60;
 const RTO_MAX = 3000;
 
 // ---- the matrix ------------------------------------------------------------
@@ -126,6 +152,7 @@ const tcpConnect = (topology: TopologyName, family: 4 | 6, id: string): Case => 
 		// Held in the policy queue: out at the next timer tick (~100 ms), or the SYN missed it and was retransmitted.
 		'larval_drop=0': all(probeRan, connectReturns('', 50, RTO_MAX), allEchoed()),
 	},
+	resolved: all(probeRan, connectAfterInstall(RELEASE_SLACK), allEchoed()),
 });
 
 const datagramsLost = (topology: TopologyName, family: 4 | 6, proto: 'udp' | 'raw' | 'ping', id: string, count = 3): Case => ({
@@ -138,6 +165,7 @@ const datagramsLost = (topology: TopologyName, family: 4 | 6, proto: 'udp' | 'ra
 		'larval_drop=1': all(probeRan, sendsSucceed, allLost),
 		'larval_drop=0': all(probeRan, sendsSucceed, oneOf({ 'held, then sent on a timer tick': allEchoed(90), 'lost': allLost })),
 	},
+	resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
 });
 
 export const CASES: readonly Case[] = [
@@ -153,6 +181,7 @@ export const CASES: readonly Case[] = [
 			'larval_drop=1': all(probeRan, connectReturns('EINPROGRESS'), connectAgainReturns('EALREADY'), pollOutAfter(RTO_MIN, RTO_MAX)),
 			'larval_drop=0': all(probeRan, connectReturns('EINPROGRESS'), connectAgainReturns('EALREADY'), pollOutAfter(50, RTO_MAX)),
 		},
+		resolved: all(probeRan, connectReturns('EINPROGRESS'), connectAgainReturns('EALREADY'), pollOutAfter(0, 600), releasedPromptly(RELEASE_SLACK)),
 	},
 	datagramsLost('transport', 4, 'udp', 'udp-datagrams-lost'),
 	datagramsLost('transport', 6, 'udp', 'udp6-datagrams-lost'),
@@ -165,6 +194,8 @@ export const CASES: readonly Case[] = [
 		stock: {
 			'larval_drop=1': all(probeRan, connectReturns(''), pollBeforeSendSays('POLLOUT'), sendsSucceed, allLost),
 		},
+		// Part 1 leaves poll() as it is (part 2 clears POLLOUT); the datagram is no longer lost.
+		resolved: all(probeRan, connectReturns(''), sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
 	},
 	{
 		id: 'udp-sendto-lost',
@@ -173,6 +204,7 @@ export const CASES: readonly Case[] = [
 		probe: { family: 4, proto: 'udp', mode: 'block', count: 3, noConnect: true },
 		km: KM_FAST,
 		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allLost) },
+		resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
 	},
 	datagramsLost('transport', 4, 'raw', 'raw-datagrams-lost'),
 	datagramsLost('transport', 4, 'ping', 'ping-lost', 1),
@@ -188,6 +220,8 @@ export const CASES: readonly Case[] = [
 			// The blackhole route is re-checked, so later traffic is normal.
 			'larval_drop=1': all(probeRan, sendsSucceed, laterRtts(1, 0, 60)),
 		},
+		// The larval dst is rejected once resolved: the socket re-routes, nothing is lost, later traffic is normal.
+		resolved: all(probeRan, sendsSucceed, allEchoed(), laterRtts(1, 0, 60)),
 	},
 	{
 		id: 'udp-queue-overflow-eagain',
@@ -196,6 +230,8 @@ export const CASES: readonly Case[] = [
 		probe: { family: 4, proto: 'udp', mode: 'block', count: 110, timeoutMs: 500 },
 		km: { never: true },
 		stock: { 'larval_drop=0': all(probeRan, firstEagainAt(100, 102), allLost, acquires(1)) },
+		// One larval entry, one ACQUIRE, its bounded queue dropped when nobody answers.
+		resolved: all(probeRan, allLost, acquires(1)),
 	},
 	{
 		id: 'tcp-connect-km-never',
@@ -204,6 +240,7 @@ export const CASES: readonly Case[] = [
 		probe: { family: 4, proto: 'tcp', mode: 'block', count: 1, sndtimeoMs: 2500, timeoutMs: 6000 },
 		km: { never: true },
 		stock: { 'larval_drop=1': all(probeRan, connectReturns('EINPROGRESS', 2000, 4000), acquires(1)) },
+		resolved: all(probeRan, connectReturns('EINPROGRESS', 2000, 4000), acquires(1)),
 	},
 	tcpConnect('tunnel', 4, 'tunnel-tcp-connect'),
 	datagramsLost('tunnel', 4, 'udp', 'tunnel-udp-lost'),
@@ -216,7 +253,7 @@ export function findCase(id: string): Case | undefined {
 }
 
 export function modeById(id: string): Mode {
-	const m = STOCK_MODES.find((x) => x.id === id);
+	const m = ALL_MODES.find((x) => x.id === id);
 	if (!m) throw new Error(`unknown mode ${id}`);
 	return m;
 }

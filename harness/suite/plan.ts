@@ -1,13 +1,18 @@
 import { resolveKernel } from '../kernel/target.js';
 import { LarvalError } from '../util/errors.js';
-import { CASES, type Case, type Check, type Mode, modeById } from './cases.js';
+import { CASES, type Case, type Check, type Mode, modeById, RESOLVE_1 } from './cases.js';
 import { type CellResult, KernelSession } from './session.js';
 
-/** The modes a case runs in and the check for each; stock expectations for every kernel until the series adds xfrm_resolve. */
-export function cellsOf(c: Case, onlyMode?: string): Array<{ mode: Mode; check: Check }> {
-	return Object.entries(c.stock)
-		.filter(([id]) => !onlyMode || id === onlyMode)
-		.map(([id, check]) => ({ mode: modeById(id), check: check! }));
+/**
+ * The modes a case runs in and the check for each.  Every kernel runs the
+ * stock modes against stock's expectations (on the patched kernel that is
+ * the compatibility check: xfrm_resolve=0 must change nothing); a kernel
+ * with net.core.xfrm_resolve also runs the series' mode.
+ */
+export function cellsOf(c: Case, opts: { resolve?: boolean; onlyMode?: string } = {}): Array<{ mode: Mode; check: Check }> {
+	const cells = Object.entries(c.stock).map(([id, check]) => ({ mode: modeById(id), check: check! }));
+	if (opts.resolve && c.resolved) cells.push({ mode: RESOLVE_1, check: c.resolved });
+	return cells.filter((x) => !opts.onlyMode || x.mode.id === opts.onlyMode);
 }
 
 /** Cases whose id matches a glob-ish pattern (`*` wildcard) or a substring. */
@@ -33,8 +38,9 @@ export async function runMatrix(opts: MatrixOptions): Promise<CellResult[]> {
 	for (const spec of opts.kernels) {
 		const session = new KernelSession(await resolveKernel(spec));
 		try {
+			const resolve = await session.hasResolve();
 			for (const c of opts.cases) {
-				for (const { mode, check } of cellsOf(c, opts.mode)) {
+				for (const { mode, check } of cellsOf(c, { resolve, onlyMode: opts.mode })) {
 					const cell = await session.runCell(c, mode, check, opts.repeat);
 					cells.push(cell);
 					opts.onCell?.(cell);

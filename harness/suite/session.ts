@@ -48,16 +48,27 @@ export class KernelSession {
 		return this.guest?.accel.accel ?? '?';
 	}
 
-	private async lab(name: TopologyName): Promise<Lab> {
+	private async ensureGuest(): Promise<Guest> {
 		if (!this.guest || !this.guest.vm.alive) {
 			await this.guest?.vm.stop({ failed: true });
 			this.guest = await bootGuest(this.kernel);
 			this.labs.clear();
 			this.seenFindings = 0;
 		}
+		return this.guest;
+	}
+
+	/** Whether the kernel has the series' switch, net.core.xfrm_resolve. */
+	async hasResolve(): Promise<boolean> {
+		const g = await this.ensureGuest();
+		return (await g.vm.exec('test -e /proc/sys/net/core/xfrm_resolve', { timeoutMs: 10_000 })).code === 0;
+	}
+
+	private async lab(name: TopologyName): Promise<Lab> {
+		await this.ensureGuest();
 		let lab = this.labs.get(name);
 		if (!lab) {
-			lab = await Lab.setUp(this.guest.vm, topology(name));
+			lab = await Lab.setUp(this.guest!.vm, topology(name));
 			this.labs.set(name, lab);
 		}
 		return lab;
