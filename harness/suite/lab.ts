@@ -47,6 +47,12 @@ export interface CaseRun {
 
 const RUN_DIR = '/run/larval';
 
+/** The sysctls a mode may change, at their defaults; reset before every case.  xfrm_resolve exists only on patched kernels. */
+export const SYSCTL_DEFAULTS: Readonly<Record<string, number>> = {
+	'net.core.xfrm_larval_drop': 1,
+	'net.core.xfrm_resolve': 0,
+};
+
 export function probeArgs(peer: string, p: ProbeSpec): string[] {
 	const args = ['larval-probe', '--family', String(p.family), '--proto', p.proto, '--peer', peer, '--mode', p.mode];
 	if (p.proto === 'tcp' || p.proto === 'udp') args.push('--port', String(ECHO_PORT));
@@ -207,6 +213,8 @@ export class Lab {
 			`ip -n ${ns} xfrm policy flush`,
 			`ip -n ${ns} xfrm state flush`,
 			...t.nearPolicies,
+			// Back to the defaults first: a mode sets only what it changes, and the last case's settings must not carry over.
+			...Object.entries(SYSCTL_DEFAULTS).map(([k, v]) => `[ -e /proc/sys/${k.replace(/\./g, '/')} ] && ip netns exec ${ns} sysctl -qw ${k}=${v}`),
 			...Object.entries(sysctls).map(([k, v]) => `ip netns exec ${ns} sysctl -qw ${shellJoin([`${k}=${v}`])} || { echo "=== not-ready"; echo "sysctl ${k} is missing"; exit 91; }`),
 			`rm -f ${kmLog}`,
 			background(ns, kmArgs(`${RUN_DIR}/keys-${t.name}`, kmLog, km), `${kmLog}.err`),
