@@ -33,3 +33,14 @@ export function parseEventLog(text: string): GuestEvent[] {
 export function nsToMs(ns: bigint): number {
 	return Number(ns) / 1e6;
 }
+
+/**
+ * When the key manager installed the outbound SA: the moment its NEWSA left
+ * (sent_ns), not when it read the ack; a kernel that releases held packets
+ * while processing NEWSA delivers them before the ack arrives.
+ */
+export function outboundInstallNs(events: readonly GuestEvent[]): bigint | null {
+	const e = events.find((x) => x.kind === 'INSTALL' && x.fields.dir === 'out' && x.fields.err === '0');
+	if (!e) return null;
+	return e.fields.sent_ns && /^\d+$/.test(e.fields.sent_ns) ? BigInt(e.fields.sent_ns) : e.tNs;
+}

@@ -1,6 +1,6 @@
 import type { KernelTarget } from '../kernel/target.js';
 import { topology } from '../net/topology.js';
-import type { GuestEvent } from '../probe/event-log.js';
+import { type GuestEvent, outboundInstallNs } from '../probe/event-log.js';
 import { bootGuest } from '../vm/guest.js';
 import { type Mode, RESOLVE_1, STOCK_MODES } from './cases.js';
 import { type CaseRun, Lab } from './lab.js';
@@ -17,7 +17,7 @@ export interface BenchRow {
 	kernel: string;
 	mode: string;
 	accel: string;
-	/** Installation of the outbound SA to the first held datagram's arrival at the peer. */
+	/** The key manager's NEWSA for the outbound SA to the first held datagram's arrival at the peer. */
 	releaseMs: number | null;
 	/** send() to arrival at the peer, SA in place, fresh socket. */
 	steadyOneWayMs: number | null;
@@ -49,10 +49,10 @@ function sendNs(run: CaseRun, id: number): bigint | null {
 
 /** Release latency of one run, or null when the held datagram never arrived. */
 export function releaseLatencyMs(run: CaseRun): number | null {
-	const install = run.km.find((e) => e.kind === 'INSTALL' && e.fields.dir === 'out' && e.fields.err === '0');
+	const installed = outboundInstallNs(run.km);
 	const echo = firstEcho(run, 1);
-	if (!install || !echo) return null;
-	return Number(echo.tNs - install.tNs) / 1e6;
+	if (installed === null || !echo) return null;
+	return Number(echo.tNs - installed) / 1e6;
 }
 
 export function oneWayMs(run: CaseRun): number[] {
@@ -70,8 +70,8 @@ export function oneWayMs(run: CaseRun): number[] {
 
 export function kmTimeMs(run: CaseRun): number | null {
 	const acq = run.km.find((e) => e.kind === 'ACQUIRE');
-	const install = run.km.find((e) => e.kind === 'INSTALL' && e.fields.dir === 'out' && e.fields.err === '0');
-	return acq && install ? Number(install.tNs - acq.tNs) / 1e6 : null;
+	const installed = outboundInstallNs(run.km);
+	return acq && installed !== null ? Number(installed - acq.tNs) / 1e6 : null;
 }
 
 function connectMs(run: CaseRun): number | null {

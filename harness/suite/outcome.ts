@@ -1,5 +1,6 @@
 import type { TapPoint } from '../probe/tap.js';
 import type { CaseRun } from './lab.js';
+import { outboundInstallNs } from '../probe/event-log.js';
 
 /** One socket call as the probe saw it. */
 export interface CallOutcome {
@@ -23,7 +24,7 @@ export interface Outcome {
 	rttMs: number[];
 	acquires: number;
 	installs: number;
-	/** ms from the probe's start to the key manager's first SA installation. */
+	/** ms from the probe's start to the key manager's NEWSA for the outbound SA. */
 	installAtMs: number | null;
 	/** The key manager's log, `<ms since probe start> KIND fields`, for reports and debugging. */
 	kmLog: string[];
@@ -57,6 +58,7 @@ export function outcomeOf(run: CaseRun): Outcome {
 	const summary = byName('summary')?.diag ?? {};
 	const probeStart = summary.probe_start_ns ?? recv.probe_start_ns;
 	const installs = run.km.filter((e) => e.kind === 'INSTALL' && (e.fields.err ?? '0') === '0');
+	const installedNs = outboundInstallNs(run.km);
 	const startNs = typeof probeStart === 'number' || typeof probeStart === 'string' ? BigInt(Math.round(Number(probeStart))) : null;
 	return {
 		connect: call(byName('connect')),
@@ -73,7 +75,7 @@ export function outcomeOf(run: CaseRun): Outcome {
 		rttMs: Array.isArray(recv.rtt_ms) ? (recv.rtt_ms as unknown[]).map((x) => num(x)) : [],
 		acquires: run.km.filter((e) => e.kind === 'ACQUIRE').length,
 		installs: installs.length,
-		installAtMs: installs[0] && startNs !== null ? Number(installs[0].tNs - startNs) / 1e6 : null,
+		installAtMs: installedNs !== null && startNs !== null ? Number(installedNs - startNs) / 1e6 : null,
 		kmLog: run.km.map((e) => `${startNs === null ? String(e.tNs) : (Number(e.tNs - startNs) / 1e6).toFixed(1)} ${e.kind} ${Object.entries(e.fields).map(([k, v]) => `${k}=${v}`).join(' ')}`),
 		complete: problems.length === 0,
 		problems,

@@ -529,30 +529,39 @@ static int sa_del(const struct key_entry *k, const struct acq_ctx *acq,
 	return nl_request(&req.n, done_ns, msg, msglen);
 }
 
+/*
+ * The line is stamped when the kernel's ack was read; sent_ns is when the
+ * request left.  A kernel that releases held packets while it processes
+ * NEWSA delivers them before the ack is read, so latency from installation
+ * must be measured from sent_ns.
+ */
 static void log_sa_result(const char *what, const char *dir,
 			  const struct key_entry *k, uint32_t seq,
-			  const struct acq_ctx *acq, uint64_t t, int err,
-			  const char *msg)
+			  const struct acq_ctx *acq, uint64_t sent, uint64_t t,
+			  int err, const char *msg)
 {
 	log_at(t, "%s dir=%s spi=0x%08x src=%s dst=%s proto=%s mode=%s "
-	       "reqid=%u seq=%u acq_seq=%u since_acquire_ms=%.3f err=%s%s%s%s",
+	       "reqid=%u seq=%u acq_seq=%u since_acquire_ms=%.3f "
+	       "sent_ns=%llu err=%s%s%s%s",
 	       what, dir, k->spi, addr_str(k->family, &k->src),
 	       addr_str(k->family, &k->dst), proto_str(k->proto),
 	       mode_str(k->mode), k->reqid, seq, acq->seq,
-	       tap_ns_to_ms((int64_t)(t - acq->t_ns)), err_str(err),
+	       tap_ns_to_ms((int64_t)(t - acq->t_ns)),
+	       (unsigned long long)sent, err_str(err),
 	       *msg ? " msg=\"" : "", msg, *msg ? "\"" : "");
 }
 
 static uint64_t install_one(const struct key_entry *k, const char *dir,
 			    uint32_t seq, const struct acq_ctx *acq)
 {
+	uint64_t sent = tap_now_ns();
 	char msg[256];
 	uint64_t t;
 	int err;
 
 	err = sa_add(k, seq, dir[0] == 'o' ? acq : NULL, &t, msg,
 		     sizeof(msg));
-	log_sa_result("INSTALL", dir, k, seq, acq, t, err, msg);
+	log_sa_result("INSTALL", dir, k, seq, acq, sent, t, err, msg);
 	if (err)
 		cnt.errors++;
 	else
@@ -563,12 +572,13 @@ static uint64_t install_one(const struct key_entry *k, const char *dir,
 static void delete_one(const struct key_entry *k, const char *dir,
 		       const struct acq_ctx *acq)
 {
+	uint64_t sent = tap_now_ns();
 	char msg[256];
 	uint64_t t;
 	int err;
 
 	err = sa_del(k, dir[0] == 'o' ? acq : NULL, &t, msg, sizeof(msg));
-	log_sa_result("DELETE", dir, k, 0, acq, t, err, msg);
+	log_sa_result("DELETE", dir, k, 0, acq, sent, t, err, msg);
 	if (err)
 		cnt.errors++;
 	else
