@@ -155,11 +155,11 @@ const tcpConnect = (topology: TopologyName, family: 4 | 6, id: string): Case => 
 	resolved: all(probeRan, connectAfterInstall(RELEASE_SLACK), allEchoed()),
 });
 
-const datagramsLost = (topology: TopologyName, family: 4 | 6, proto: 'udp' | 'raw' | 'ping', id: string, count = 3): Case => ({
+const datagramsLost = (topology: TopologyName, family: 4 | 6, proto: 'udp' | 'raw' | 'ping', id: string, count = 3, mode: 'block' | 'nonblock' = 'block'): Case => ({
 	id,
-	title: `${proto === 'ping' ? 'ICMP echo requests' : `${proto.toUpperCase()} datagrams`} over IPv${family}${topology === 'tunnel' ? ' forwarded by a tunnel gateway' : ''} sent while the SA is missing are lost; send() says success`,
+	title: `${proto === 'ping' ? 'ICMP echo requests' : `${proto.toUpperCase()} datagrams`} over IPv${family}${topology === 'tunnel' ? ' forwarded by a tunnel gateway' : ''}${mode === 'nonblock' ? ' from a non-blocking socket' : ''} sent while the SA is missing are lost; send() says success`,
 	topology,
-	probe: { family, proto, mode: 'block', count },
+	probe: { family, proto, mode, count },
 	km: KM_FAST,
 	stock: {
 		'larval_drop=1': all(probeRan, sendsSucceed, allLost),
@@ -206,9 +206,25 @@ export const CASES: readonly Case[] = [
 		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allLost) },
 		resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
 	},
+	datagramsLost('transport', 4, 'udp', 'udp-nonblock-lost', 3, 'nonblock'),
 	datagramsLost('transport', 4, 'raw', 'raw-datagrams-lost'),
+	datagramsLost('transport', 6, 'raw', 'raw6-nonblock-lost', 3, 'nonblock'),
 	datagramsLost('transport', 4, 'ping', 'ping-lost', 1),
 	datagramsLost('transport', 6, 'ping', 'ping6-lost', 1),
+	datagramsLost('transport', 4, 'ping', 'ping-nonblock-lost', 1, 'nonblock'),
+	{
+		id: 'udp-km-dies',
+		title: 'the key manager dies at the first ACQUIRE: every datagram is lost while the larval state lives, and no second ACQUIRE is sent',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 3, intervalMs: 300 },
+		km: { exitAfterFirst: true },
+		stock: {
+			'larval_drop=1': all(probeRan, sendsSucceed, allLost, acquires(1)),
+			'larval_drop=0': all(probeRan, sendsSucceed, allLost, acquires(1)),
+		},
+		// Held until the acquire expires (xfrm_acq_expires, 30 s): still lost within the probe's time, never sent in clear.
+		resolved: all(probeRan, allLost, acquires(1)),
+	},
 	{
 		id: 'udp-stale-queue-dst',
 		title: 'UDP socket connected while the SA was missing: with the hold queue every later datagram waits ~100 ms, for the life of the socket',
