@@ -13,6 +13,7 @@ import { connect, ConnectionLostError, exec, type ExecOptions, type ExecResult }
 
 export const QEMU = process.env.LARVAL_QEMU ?? 'qemu-system-x86_64';
 const CONSOLE_TAIL_LINES = 50;
+const LONG_COMMAND = 4096;
 
 export interface BootOptions {
 	/** Short name for log files and messages, e.g. "stock". */
@@ -208,8 +209,12 @@ export class Vm {
 	 */
 	async exec(command: string, opts: Partial<ExecOptions> & { keepOnTimeout?: boolean } = {}): Promise<ExecResult> {
 		if (this.exited) return this.guestDied('guest is not running');
+		// dropbear refuses exec requests of about 10 KB and more by dropping the
+		// connection; a long script travels on stdin into a file instead.
+		const viaFile = command.length > LONG_COMMAND && opts.stdin === undefined;
+		const wire = viaFile ? 'f=$(mktemp /tmp/larval-cmd.XXXXXX) && cat > "$f" && { sh "$f" </dev/null; st=$?; rm -f "$f"; exit $st; }' : command;
 		try {
-			return await exec(this.client!, command, { timeoutMs: 60_000, ...opts });
+			return await exec(this.client!, wire, { timeoutMs: 60_000, ...opts, ...(viaFile ? { stdin: command } : {}) });
 		} catch (e) {
 			if (e instanceof ConnectionLostError || this.exited) return this.guestDied(`lost the guest while running \`${command}\``);
 			if (!opts.keepOnTimeout) {

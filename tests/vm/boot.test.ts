@@ -43,6 +43,13 @@ describe.each(['distro', 'stock'] as const)('%s guest', (name) => {
 		expect(missing.code).toBe(127);
 	});
 
+	it('runs commands far longer than an ssh exec request may be', async () => {
+		const script = Array.from({ length: 2000 }, (_, i) => `x${i}=${i}`).join('\n') + '\necho $x1999; exit 3';
+		expect(script.length).toBeGreaterThan(20_000);
+		const r = await guest.vm.exec(script);
+		expect(r).toMatchObject({ code: 3, stdout: '1999\n' });
+	});
+
 	it('records the accelerator the guest really runs under', async () => {
 		const clock = (await guest.vm.run('cat /sys/devices/system/clocksource/clocksource0/current_clocksource')).trim();
 		expect(['kvm', 'tcg']).toContain(guest.accel.accel);
