@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveKernel } from '../../harness/kernel/target.js';
+import { CASES } from '../../harness/suite/cases.js';
+import { cellsOf } from '../../harness/suite/plan.js';
+import { cellText, KernelSession } from '../../harness/suite/session.js';
+
+/**
+ * The patched kernel: with net.core.xfrm_resolve=0 every stock expectation
+ * must still hold (the series is safe to merge), and with xfrm_resolve=1
+ * nothing is lost and held packets leave when the SA is installed.
+ */
+const REPEAT = Number(process.env.LARVAL_REPEAT ?? 3);
+
+describe('semantics on patched', () => {
+	let session: KernelSession;
+	beforeAll(async () => {
+		session = new KernelSession(await resolveKernel('patched'));
+	});
+	afterAll(async () => {
+		await session?.close();
+	});
+
+	it('has the series switch net.core.xfrm_resolve', async () => {
+		expect(await session.hasResolve()).toBe(true);
+	});
+
+	for (const c of CASES) {
+		for (const { mode, check } of cellsOf(c, { resolve: true })) {
+			it(`${c.id} [${mode.id}]`, async () => {
+				const cell = await session.runCell(c, mode, check, REPEAT);
+				const summary = `patched ${c.id} [${mode.id}]: ${cellText(cell)}`;
+				expect(cell.error, summary).toBeUndefined();
+				expect(cell.findings.map((f) => `${f.kind}: ${f.text}`), summary).toEqual([]);
+				expect(cell.outcomes).toHaveLength(REPEAT);
+				cell.violations.forEach((v, i) => expect(v, `run ${i + 1} of ${summary}`).toEqual([]));
+			});
+		}
+	}
+});
