@@ -19,6 +19,8 @@ export interface KernelTarget {
 	modules?: { root: string; names: readonly string[] };
 	/** Config flavour for built kernels (base, debug, ...). */
 	config?: string;
+	/** Built kernels: the patched source tree (kselftests live there). */
+	srcDir?: string;
 	buildSeconds?: number;
 }
 
@@ -45,7 +47,7 @@ export async function resolveKernel(spec: string, opts: { config?: string } = {}
 	}
 	if (spec === 'stock' || spec === 'patched') {
 		const k = await buildKernel({ variant: spec, config: opts.config });
-		return { name: spec, kind: 'built', bzImage: k.bzImage, release: k.release, config: k.config, buildSeconds: k.buildSeconds };
+		return { name: spec, kind: 'built', bzImage: k.bzImage, release: k.release, config: k.config, buildSeconds: k.buildSeconds, srcDir: join(k.dir, 'src') };
 	}
 	if (!spec.includes('/') && !spec.includes('.')) {
 		throw new LarvalError(`unknown kernel "${spec}": valid are ${KERNEL_NAMES.join(', ')}, or a path to a bzImage or build tree`);

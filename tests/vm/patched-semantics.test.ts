@@ -3,6 +3,8 @@ import { resolveKernel } from '../../harness/kernel/target.js';
 import { CASES } from '../../harness/suite/cases.js';
 import { cellsOf } from '../../harness/suite/plan.js';
 import { cellText, KernelSession } from '../../harness/suite/session.js';
+import { runNetKselftest } from '../../harness/suite/kselftest.js';
+import { bootGuest } from '../../harness/vm/guest.js';
 
 /**
  * The patched kernel: with net.core.xfrm_resolve=0 every stock expectation
@@ -22,6 +24,21 @@ describe('semantics on patched', () => {
 
 	it('has the series switch net.core.xfrm_resolve', async () => {
 		expect(await session.hasResolve()).toBe(true);
+	});
+
+	it("passes the series' own kselftest (net/xfrm_resolve.sh, KTAP)", async () => {
+		const kernel = await resolveKernel('patched');
+		const guest = await bootGuest(kernel);
+		try {
+			const r = await runNetKselftest(guest.vm, kernel.srcDir!, 'xfrm_resolve.sh');
+			const failed = r.tap.points.filter((p) => !p.ok).map((p) => p.name);
+			expect(failed, r.output).toEqual([]);
+			expect(r.tap.points.length, r.output).toBeGreaterThanOrEqual(10);
+			expect(r.tap.complete, r.output).toBe(true);
+			expect(r.status, r.output).toBe(0);
+		} finally {
+			await guest.vm.stop();
+		}
 	});
 
 	for (const c of CASES) {
