@@ -99,6 +99,12 @@ async function cmdShell(args: ParsedArgs): Promise<number> {
 	}
 }
 
+function writeReport(path: string | undefined, content: string): void {
+	if (!path) return;
+	mkdirSync(dirname(path), { recursive: true });
+	writeFileSync(path, content);
+}
+
 function printCell(c: CellResult): void {
 	const ok = cellPassed(c);
 	console.log(`${ok ? 'ok  ' : 'FAIL'} ${c.kernel} ${c.caseId} [${c.mode}]: ${cellText(c)}`);
@@ -146,16 +152,8 @@ async function cmdRun(args: ParsedArgs): Promise<number> {
 	console.log(`\n${renderTable(cells, kernels)}\n`);
 	const accels = [...new Set(cells.map((c) => `${c.kernel}: ${c.accel}`))].join(', ');
 	console.log(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; accelerator ${accels}; ${Math.round((Date.now() - started) / 1000)} s`);
-	const json = args.options.get('json')?.[0];
-	if (json) {
-		mkdirSync(dirname(json), { recursive: true });
-		writeFileSync(json, JSON.stringify({ kernels, repeat, cells }, (_, v) => (typeof v === 'bigint' ? String(v) : v), '\t'));
-	}
-	const junit = args.options.get('junit')?.[0];
-	if (junit) {
-		mkdirSync(dirname(junit), { recursive: true });
-		writeFileSync(junit, renderJunit(cells));
-	}
+	writeReport(args.options.get('json')?.[0], JSON.stringify({ kernels, repeat, cells }, (_, v) => (typeof v === 'bigint' ? String(v) : v), '\t'));
+	writeReport(args.options.get('junit')?.[0], renderJunit(cells));
 	return cells.every(cellPassed) ? 0 : 1;
 }
 
@@ -166,11 +164,7 @@ async function cmdBench(args: ParsedArgs): Promise<number> {
 	for (const k of kernels) rows.push(...(await benchKernel(await resolveKernel(k), repeat)));
 	console.log(renderBench(rows));
 	console.log(`median of ${repeat} runs each; all times on the guest's CLOCK_MONOTONIC; accelerator ${[...new Set(rows.map((r) => r.accel))].join(', ')}`);
-	const json = args.options.get('json')?.[0];
-	if (json) {
-		mkdirSync(dirname(json), { recursive: true });
-		writeFileSync(json, JSON.stringify({ repeat, rows }, null, '\t'));
-	}
+	writeReport(args.options.get('json')?.[0], JSON.stringify({ repeat, rows }, null, '\t'));
 	return 0;
 }
 

@@ -17,8 +17,13 @@ export function renderTable(cells: readonly CellResult[], kernels: readonly stri
 			return `${cellPassed(c) ? 'ok' : 'FAIL'}: ${cellText(c)}`;
 		}),
 	]);
+	return textTable(header, body);
+}
+
+/** A Markdown-compatible table, columns padded so it also reads in a terminal. */
+export function textTable(header: readonly string[], body: ReadonlyArray<readonly string[]>): string {
 	const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
-	const line = (r: string[]) => `| ${r.map((x, i) => x.padEnd(widths[i]!)).join(' | ')} |`;
+	const line = (r: readonly string[]) => `| ${r.map((x, i) => x.padEnd(widths[i]!)).join(' | ')} |`;
 	return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
 }
 

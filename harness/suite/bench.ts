@@ -1,6 +1,7 @@
 import type { KernelTarget } from '../kernel/target.js';
 import { topology } from '../net/topology.js';
 import { type GuestEvent, outboundInstallNs } from '../probe/event-log.js';
+import { textTable } from '../report/table.js';
 import { bootGuest } from '../vm/guest.js';
 import { type Mode, RESOLVE_1, STOCK_MODES } from './cases.js';
 import { type CaseRun, Lab } from './lab.js';
@@ -148,7 +149,5 @@ export function renderBench(rows: readonly BenchRow[]): string {
 		fmt(r.keyedConnectMs, ' ms'),
 		r.connectRatio === null ? 'n/a' : `${fmt(r.connectRatio)}x`,
 	]);
-	const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-	const line = (r: string[]) => `| ${r.map((x, i) => x.padEnd(widths[i]!)).join(' | ')} |`;
-	return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
+	return textTable(header, body);
 }
