@@ -7,11 +7,11 @@ const fixture = (name: string) => readFileSync(join(import.meta.dirname, '../fix
 
 describe('console scan on real captures', () => {
 	it('finds nothing in a clean distro boot', () => {
-		expect(scanConsole(fixture('console-distro-clean-boot.log'))).toEqual([]);
+		expect(scanConsole(fixture('console-distro-clean-boot.txt'))).toEqual([]);
 	});
 
 	it('reports a sysrq panic once, with its call trace inside the report', () => {
-		const f = scanConsole(fixture('console-distro-sysrq-panic.log'));
+		const f = scanConsole(fixture('console-distro-sysrq-panic.txt'));
 		expect(f.map((x) => x.kind)).toEqual(['panic']);
 		expect(f[0]!.text).toBe('Kernel panic - not syncing: sysrq triggered crash');
 		expect(f[0]!.report).toMatch(/Call Trace:/);
