@@ -24,10 +24,6 @@ export interface KernelTarget {
 	buildSeconds?: number;
 }
 
-export function isKernelName(s: string): s is KernelName {
-	return (KERNEL_NAMES as readonly string[]).includes(s);
-}
-
 /** Checks a user-given path: a bzImage, or a build tree holding one. */
 export function bzImageFromPath(spec: string): string {
 	const p = resolve(spec);

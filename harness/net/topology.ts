@@ -11,7 +11,6 @@ import { aeadKey, type Family, keyingLine, policyAdd, type PolicySpec, stateAdd,
  * here can be mistaken for, or routed to, a real network.
  */
 export type TopologyName = 'transport' | 'tunnel';
-export const TOPOLOGY_NAMES: readonly TopologyName[] = ['transport', 'tunnel'];
 
 export interface Host {
 	ns: string;
@@ -199,8 +198,4 @@ export function topology(name: TopologyName): Topology {
 /** The key manager's keying table for a topology. */
 export function keyingTable(t: Topology): string {
 	return `# ${t.name}: SAs the key manager installs in ${t.kmNamespace}\n${t.nearStates.map(keyingLine).join('\n')}\n`;
-}
-
-export function peerAddress(t: Topology, family: Family): string {
-	return family === 4 ? t.server.v4 : t.server.v6;
 }

@@ -30,10 +30,6 @@ export function parseEventLog(text: string): GuestEvent[] {
 	return events;
 }
 
-export function nsToMs(ns: bigint): number {
-	return Number(ns) / 1e6;
-}
-
 /**
  * When the key manager installed the outbound SA: the moment its NEWSA left
  * (sent_ns), not when it read the ack; a kernel that releases held packets

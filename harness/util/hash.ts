@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 
 /**
  * A cache key over named parts: each part's name and content are length-
@@ -13,8 +12,4 @@ export function cacheKey(parts: ReadonlyArray<readonly [string, string | Uint8Ar
 		h.update(bytes);
 	}
 	return h.digest('hex').slice(0, 16);
-}
-
-export function fileDigest(path: string): string {
-	return createHash('sha256').update(readFileSync(path)).digest('hex');
 }

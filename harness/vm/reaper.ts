@@ -39,7 +39,3 @@ export function registerVmProcess(pid: number): void {
 export function unregisterVmProcess(pid: number): void {
 	live.delete(pid);
 }
-
-export function liveVmProcesses(): number[] {
-	return [...live];
-}
