@@ -4,7 +4,7 @@ import { type GuestEvent, outboundInstallNs } from '../probe/event-log.js';
 import { textTable } from '../report/table.js';
 import { bootGuest } from '../vm/guest.js';
 import { type Mode, RESOLVE_1, STOCK_MODES } from './cases.js';
-import { type CaseRun, Lab } from './lab.js';
+import { type CaseRun, kernelHasResolve, Lab } from './lab.js';
 
 /**
  * Figures measured side by side in one guest, each the median of repeats,
@@ -85,7 +85,7 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 	const guest = await bootGuest(kernel);
 	const rows: BenchRow[] = [];
 	try {
-		const resolve = (await guest.vm.exec('test -e /proc/sys/net/core/xfrm_resolve')).code === 0;
+		const resolve = await kernelHasResolve(guest.vm);
 		const modes: readonly Mode[] = resolve ? [...STOCK_MODES, RESOLVE_1] : STOCK_MODES;
 		const lab = await Lab.setUp(guest.vm, topology('transport'));
 		for (const mode of modes) {

@@ -48,6 +48,11 @@ export interface CaseRun {
 const RUN_DIR = '/run/larval';
 
 /** The sysctls a mode may change, at their defaults; reset before every case.  xfrm_resolve exists only on patched kernels. */
+/** Whether the guest's kernel has the series' switch, net.core.xfrm_resolve. */
+export async function kernelHasResolve(vm: Vm): Promise<boolean> {
+	return (await vm.exec('test -e /proc/sys/net/core/xfrm_resolve', { timeoutMs: 10_000 })).code === 0;
+}
+
 export const SYSCTL_DEFAULTS: Readonly<Record<string, number>> = {
 	'net.core.xfrm_larval_drop': 1,
 	'net.core.xfrm_resolve': 0,

@@ -4,7 +4,7 @@ import { progress } from '../util/progress.js';
 import { bootGuest, type Guest } from '../vm/guest.js';
 import { type ConsoleFinding } from '../vm/console-scan.js';
 import type { Case, Check, Mode } from './cases.js';
-import { Lab } from './lab.js';
+import { kernelHasResolve, Lab } from './lab.js';
 import { describeOutcome, type Outcome, outcomeOf } from './outcome.js';
 
 export interface CellResult {
@@ -61,7 +61,7 @@ export class KernelSession {
 	/** Whether the kernel has the series' switch, net.core.xfrm_resolve. */
 	async hasResolve(): Promise<boolean> {
 		const g = await this.ensureGuest();
-		return (await g.vm.exec('test -e /proc/sys/net/core/xfrm_resolve', { timeoutMs: 10_000 })).code === 0;
+		return kernelHasResolve(g.vm);
 	}
 
 	private async lab(name: TopologyName): Promise<Lab> {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveKernel } from '../../harness/kernel/target.js';
 import { CASES } from '../../harness/suite/cases.js';
 import { cellsOf } from '../../harness/suite/plan.js';
-import { cellText, KernelSession } from '../../harness/suite/session.js';
+import { KernelSession } from '../../harness/suite/session.js';
+import { expectCellAsExpected } from './expect-cell.js';
 import { runNetKselftest } from '../../harness/suite/kselftest.js';
 import { bootGuest } from '../../harness/vm/guest.js';
 
@@ -45,11 +46,7 @@ describe('semantics on patched', () => {
 		for (const { mode, check } of cellsOf(c, { resolve: true })) {
 			it(`${c.id} [${mode.id}]`, async () => {
 				const cell = await session.runCell(c, mode, check, REPEAT);
-				const summary = `patched ${c.id} [${mode.id}]: ${cellText(cell)}`;
-				expect(cell.error, summary).toBeUndefined();
-				expect(cell.findings.map((f) => `${f.kind}: ${f.text}`), summary).toEqual([]);
-				expect(cell.outcomes).toHaveLength(REPEAT);
-				cell.violations.forEach((v, i) => expect(v, `run ${i + 1} of ${summary}`).toEqual([]));
+				expectCellAsExpected(cell, `patched ${c.id} [${mode.id}]`, REPEAT);
 			});
 		}
 	}

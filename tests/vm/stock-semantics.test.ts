@@ -1,8 +1,9 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, it } from 'vitest';
 import { resolveKernel } from '../../harness/kernel/target.js';
 import { CASES } from '../../harness/suite/cases.js';
 import { cellsOf } from '../../harness/suite/plan.js';
-import { cellText, KernelSession } from '../../harness/suite/session.js';
+import { KernelSession } from '../../harness/suite/session.js';
+import { expectCellAsExpected } from './expect-cell.js';
 
 /**
  * The bug reproductions: every case of the matrix on Debian's own kernel and
@@ -25,11 +26,7 @@ describe.each(['distro', 'stock'])('stock semantics on %s', (kernelName) => {
 			it(`${c.id} [${mode.id}]: ${c.title}`, async () => {
 				const s = await getSession();
 				const cell = await s.runCell(c, mode, check, REPEAT);
-				const summary = `${kernelName} ${c.id} [${mode.id}]: ${cellText(cell)}`;
-				expect(cell.error, summary).toBeUndefined();
-				expect(cell.findings.map((f) => `${f.kind}: ${f.text}`), summary).toEqual([]);
-				expect(cell.outcomes).toHaveLength(REPEAT);
-				cell.violations.forEach((v, i) => expect(v, `run ${i + 1} of ${summary}`).toEqual([]));
+				expectCellAsExpected(cell, `${kernelName} ${c.id} [${mode.id}]`, REPEAT);
 			});
 		}
 	}
