@@ -1,4 +1,3 @@
-import { gzipSync } from 'node:zlib';
 
 /**
  * An entry of a newc ("070701") cpio archive, the format the kernel unpacks
@@ -61,10 +60,6 @@ export function writeCpio(entries: readonly CpioEntry[]): Buffer {
 	}
 	parts.push(header(0, 0, 1, 0, 'TRAILER!!!'));
 	return Buffer.concat(parts);
-}
-
-export function writeGzipCpio(entries: readonly CpioEntry[]): Buffer {
-	return gzipSync(writeCpio(entries), { level: 6 });
 }
 
 /** Adds the directory entries every path needs, parents first, once each. */

@@ -9,7 +9,7 @@ packages=(
 	qemu-system-x86
 	# building kernels
 	linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev
-	ccache cpio xz-utils kmod
+	ccache cpio xz-utils lz4 kmod
 	# guest image
 	busybox-static dropbear-bin iproute2 gzip
 	# kernel-patches/ checks

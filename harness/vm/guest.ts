@@ -9,7 +9,7 @@ export interface GuestOptions {
 	cpus?: number;
 	append?: readonly string[];
 	bootTimeoutMs?: number;
-	/** More cpio.gz layers on top of the base image (e.g. extra programs). */
+	/** More cpio layers on top of the base image (e.g. extra programs). */
 	overlays?: ReadonlyArray<readonly [string, Buffer]>;
 }
 

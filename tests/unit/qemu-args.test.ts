@@ -51,6 +51,6 @@ describe('qemuArgs', () => {
 	});
 
 	it('builds the command line in a stable order', () => {
-		expect(kernelCommandLine()).toBe('console=ttyS0,115200 panic=-1 printk.time=1');
+		expect(kernelCommandLine()).toBe('console=ttyS0,115200 panic=-1 printk.time=1 pci=noacpi');
 	});
 });
