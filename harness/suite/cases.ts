@@ -28,6 +28,10 @@ export interface Case {
 	topology: TopologyName;
 	probe: ProbeSpec;
 	km: KmBehaviour;
+	/** Sysctls of the key manager's namespace for this case, in every mode. */
+	sysctls?: Record<string, number>;
+	/** The far side sends, so that the near kernel's reply waits for the SA (Lab.run). */
+	fromServer?: boolean;
 	/** What stock Linux does in each mode (sa-resolution.md section 1). */
 	stock: Partial<Record<string, Check>>;
 	/**
@@ -122,6 +126,15 @@ const connectAfterInstall = (slackMs: number): Check => (o) => {
 	return o.connect.ms <= o.installAtMs + slackMs ? [] : [`connect() took ${Math.round(o.connect.ms)} ms, the SA was installed at ${Math.round(o.installAtMs)} ms`];
 };
 
+/** connect() fails with @errno, at once after the installation (a held RST) or when the acquire fails. */
+const connectEndsAfterInstall = (errno: string, slackMs: number): Check => (o) => {
+	if (!o.connect || o.installAtMs === null) return ['no connect() or no SA installed'];
+	const out: string[] = [];
+	if ((o.connect.errno || '0') !== errno) out.push(`connect() gave ${o.connect.errno || '0'}, expected ${errno}`);
+	if (o.connect.ms > o.installAtMs + slackMs) out.push(`connect() took ${Math.round(o.connect.ms)} ms, the SA was installed at ${Math.round(o.installAtMs)} ms`);
+	return out;
+};
+
 const acquires = (n: number): Check => (o) => (o.acquires === n ? [] : [`${o.acquires} ACQUIREs, expected ${n}`]);
 
 /**
@@ -131,6 +144,8 @@ const acquires = (n: number): Check => (o) => (o.acquires === n ? [] : [`${o.acq
  * with the SA and connect() takes 10-200 ms), which hides the bug by luck.
  */
 const KM_FAST: KmBehaviour = { delayMs: 50 };
+/** A slow negotiation: every stock mode has lost or delayed the first packets by then. */
+const KM_SLOW: KmBehaviour = { delayMs: 500 };
 
 // The SYN (or the first datagram) is blackholed and TCP retransmits after
 // its 1 s initial RTO; TCG adds jitter, hence the bounds.
@@ -165,6 +180,18 @@ const datagramsLost = (topology: TopologyName, family: 4 | 6, proto: 'udp' | 'ra
 		'larval_drop=1': all(probeRan, sendsSucceed, allLost),
 		'larval_drop=0': all(probeRan, sendsSucceed, oneOf({ 'held, then sent on a timer tick': allEchoed(90), 'lost': allLost })),
 	},
+	resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
+});
+
+/** The peer pings us first: the echo reply our kernel generates is what waits for our outbound SA. */
+const echoReplyDropped = (family: 4 | 6, id: string): Case => ({
+	id,
+	title: `kernel-generated ICMP${family === 6 ? 'v6' : ''} echo reply: dropped while our outbound SA is missing`,
+	topology: 'transport',
+	probe: { family, proto: 'ping', mode: 'block', count: 1 },
+	km: KM_FAST,
+	fromServer: true,
+	stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allLost) },
 	resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
 });
 
@@ -257,6 +284,73 @@ export const CASES: readonly Case[] = [
 		km: { never: true },
 		stock: { 'larval_drop=1': all(probeRan, connectReturns('EINPROGRESS', 2000, 4000), acquires(1)) },
 		resolved: all(probeRan, connectReturns('EINPROGRESS', 2000, 4000), acquires(1)),
+	},
+	{
+		id: 'udp-km-instant',
+		title: 'key manager answering at once: the datagrams sent before its answer still arrive',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 3 },
+		km: { delayMs: 0 },
+		// Stock loses them or not depending on who wins the race; only the series promises anything.
+		stock: {},
+		resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
+	},
+	{
+		id: 'udp-km-slow',
+		title: 'key manager answering after 500 ms: datagrams lost, or held for a timer tick after the SA exists',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 3 },
+		km: KM_SLOW,
+		stock: {
+			'larval_drop=1': all(probeRan, sendsSucceed, allLost),
+			'larval_drop=0': all(probeRan, sendsSucceed, oneOf({ 'held, then sent on a timer tick': allEchoed(450), 'lost': allLost })),
+		},
+		// Held all along (never sent in clear before the SA), and out with it.
+		resolved: all(probeRan, sendsSucceed, allEchoed(450), releasedPromptly(RELEASE_SLACK)),
+	},
+	{
+		id: 'tcp-connect-km-slow',
+		title: 'blocking TCP connect() with the key manager answering after 500 ms: the SYN waits for its retransmission or a timer tick',
+		topology: 'transport',
+		probe: { family: 4, proto: 'tcp', mode: 'block', count: 1 },
+		km: KM_SLOW,
+		stock: {
+			'larval_drop=1': all(probeRan, connectReturns('', RTO_MIN, RTO_MAX), allEchoed()),
+			'larval_drop=0': all(probeRan, connectReturns('', 450, RTO_MAX), allEchoed()),
+		},
+		resolved: all(probeRan, connectReturns('', 450, RTO_MIN), connectAfterInstall(RELEASE_SLACK), allEchoed()),
+	},
+	{
+		id: 'udp-sa-installed-then-deleted',
+		title: 'SA installed, then deleted 200 ms later, before each next datagram: each one needs a new ACQUIRE',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 3, intervalMs: 600 },
+		km: { delayMs: 50, deleteAfterMs: 200 },
+		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allLost, acquires(3)) },
+		resolved: all(probeRan, sendsSucceed, allEchoed(), acquires(3)),
+	},
+	{
+		id: 'tcp-connect-acquire-fails',
+		title: 'key manager never answers and the larval state expires after 1 s: connect() hangs until SO_SNDTIMEO instead of failing',
+		topology: 'transport',
+		probe: { family: 4, proto: 'tcp', mode: 'block', count: 1, sndtimeoMs: 4000, timeoutMs: 8000 },
+		km: { never: true },
+		sysctls: { 'net.core.xfrm_acq_expires': 1 },
+		stock: { 'larval_drop=1': all(probeRan, connectReturns('EINPROGRESS', 3500, 5500)) },
+		// The failed acquire reaches connect() as a failed neighbour resolution would: ICMP host unreachable, EHOSTUNREACH.
+		resolved: all(probeRan, connectReturns('EHOSTUNREACH', 900, 3500)),
+	},
+	echoReplyDropped(4, 'ping-reply-dropped'),
+	echoReplyDropped(6, 'ping6-reply-dropped'),
+	{
+		id: 'tcp-rst-dropped',
+		title: 'kernel-generated TCP RST (the peer connects to a closed port): dropped, so the refusal takes a SYN retransmission',
+		topology: 'transport',
+		probe: { family: 4, proto: 'tcp', mode: 'block', count: 1 },
+		km: KM_FAST,
+		fromServer: true,
+		stock: { 'larval_drop=1': all(probeRan, connectReturns('ECONNREFUSED', RTO_MIN, RTO_MAX)) },
+		resolved: all(probeRan, connectEndsAfterInstall('ECONNREFUSED', RELEASE_SLACK)),
 	},
 	tcpConnect('tunnel', 4, 'tunnel-tcp-connect'),
 	datagramsLost('tunnel', 4, 'udp', 'tunnel-udp-lost'),

@@ -1,7 +1,7 @@
 import { LarvalError } from '../util/errors.js';
 import { shellJoin } from '../util/shell.js';
-import { keyingTable, type Topology } from '../net/topology.js';
-import type { Family } from '../net/xfrm.js';
+import { type Host, keyingTable, type Topology } from '../net/topology.js';
+import { type Family, stateAdd } from '../net/xfrm.js';
 import { type GuestEvent, parseEventLog } from '../probe/event-log.js';
 import { parseTap, type TapStream } from '../probe/tap.js';
 import type { Vm } from '../vm/vm.js';
@@ -47,16 +47,28 @@ export interface CaseRun {
 
 const RUN_DIR = '/run/larval';
 
-/** The sysctls a mode may change, at their defaults; reset before every case.  xfrm_resolve exists only on patched kernels. */
 /** Whether the guest's kernel has the series' switch, net.core.xfrm_resolve. */
 export async function kernelHasResolve(vm: Vm): Promise<boolean> {
 	return (await vm.exec('test -e /proc/sys/net/core/xfrm_resolve', { timeoutMs: 10_000 })).code === 0;
 }
 
+/** The sysctls a mode or case may change, at their defaults; reset before every case.  xfrm_resolve exists only on patched kernels. */
 export const SYSCTL_DEFAULTS: Readonly<Record<string, number>> = {
 	'net.core.xfrm_larval_drop': 1,
 	'net.core.xfrm_resolve': 0,
+	'net.core.xfrm_acq_expires': 30,
 };
+
+export interface RunOptions {
+	/** Ping until the key manager has installed the SAs, so the probe measures the keyed path. */
+	keyedFirst?: boolean;
+	/**
+	 * The probe runs on the far side, towards the key manager's host, whose
+	 * inbound SA is installed beforehand: what waits for the SA is then the
+	 * reply the near kernel generates (echo reply, RST), not a socket's packet.
+	 */
+	fromServer?: boolean;
+}
 
 export function probeArgs(peer: string, p: ProbeSpec): string[] {
 	const args = ['larval-probe', '--family', String(p.family), '--proto', p.proto, '--peer', peer, '--mode', p.mode];
@@ -194,7 +206,11 @@ export class Lab {
 	}
 
 	peer(family: Family): string {
-		return family === 4 ? this.topo.server.v4 : this.topo.server.v6;
+		return this.address(this.topo.server, family);
+	}
+
+	private address(h: Host, family: Family): string {
+		return family === 4 ? h.v4 : h.v6;
 	}
 
 	/**
@@ -205,10 +221,13 @@ export class Lab {
 		probe: ProbeSpec,
 		km: KmBehaviour,
 		sysctls: Readonly<Record<string, string | number>>,
-		opts: { keyedFirst?: boolean } = {},
+		opts: RunOptions = {},
 	): Promise<CaseRun> {
 		const t = this.topo;
 		const ns = t.kmNamespace;
+		if (opts.fromServer && t.client.ns !== ns) throw new LarvalError(`probes from the server side need the key manager on the client (${t.name} has it in ${ns})`);
+		const [probeNs, target] = opts.fromServer ? [t.server.ns, this.address(t.client, probe.family)] : [t.client.ns, this.peer(probe.family)];
+		const inbound = t.nearStates.filter((s) => s.dst === this.address(t.client, probe.family));
 		const kmLog = `${RUN_DIR}/km-${t.name}.log`;
 		const echoLogs = echoServers(t).map((s) => `${RUN_DIR}/${s.name}.log`);
 		const timeoutMs = (probe.timeoutMs ?? 2000) * 3 + (probe.count ?? 3) * (probe.intervalMs ?? 0) + 20_000;
@@ -224,10 +243,10 @@ export class Lab {
 			`rm -f ${kmLog}`,
 			background(ns, kmArgs(`${RUN_DIR}/keys-${t.name}`, kmLog, km), `${kmLog}.err`),
 			waitForReady(kmLog, 'larval-km did not start'),
-			// keyedFirst: ping until the key manager has installed the SAs, so the probe measures the keyed path.
 			...(opts.keyedFirst ? [keyUp(t.client.ns, this.peer(probe.family))] : []),
+			...(opts.fromServer ? inbound.map((s) => `ip -n ${ns} ${shellJoin(stateAdd(s))}`) : []),
 			...echoLogs.map((l, i) => `e${i}=$(wc -l < ${l})`),
-			`ip netns exec ${t.client.ns} ${shellJoin(probeArgs(this.peer(probe.family), probe))} >${RUN_DIR}/probe.tap 2>${RUN_DIR}/probe.err; st=$?`,
+			`ip netns exec ${probeNs} ${shellJoin(probeArgs(target, probe))} >${RUN_DIR}/probe.tap 2>${RUN_DIR}/probe.err; st=$?`,
 			settleTcp([t.client.ns, t.server.ns]),
 			stopKeyManagers(),
 			'echo "=== probe-status"; echo $st',
