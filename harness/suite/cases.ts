@@ -183,6 +183,35 @@ const datagramsLost = (topology: TopologyName, family: 4 | 6, proto: 'udp' | 'ra
 	resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
 });
 
+/** The peer connects to a closed port of ours: our kernel's RST waits for our outbound SA. */
+const rstDropped = (family: 4 | 6, id: string): Case => ({
+	id,
+	title: `kernel-generated TCP RST over IPv${family} (the peer connects to a closed port): dropped, so the refusal takes a SYN retransmission`,
+	topology: 'transport',
+	probe: { family, proto: 'tcp', mode: 'block', count: 1 },
+	km: KM_FAST,
+	fromServer: true,
+	stock: { 'larval_drop=1': all(probeRan, connectReturns('ECONNREFUSED', RTO_MIN, RTO_MAX)) },
+	resolved: all(probeRan, connectEndsAfterInstall('ECONNREFUSED', RELEASE_SLACK)),
+});
+
+/**
+ * The key manager never answers and the larval state expires after 1 s.
+ * Stock: connect() hangs until SO_SNDTIMEO.  The series: the failed acquire
+ * reaches connect() as a failed neighbour resolution would, ICMP host
+ * unreachable (from the gateway when forwarded), EHOSTUNREACH.
+ */
+const connectAcquireFails = (topology: TopologyName, family: 4 | 6, id: string): Case => ({
+	id,
+	title: `key manager never answers, the larval state expires after 1 s: TCP connect() over IPv${family}${topology === 'tunnel' ? ' through a tunnel gateway' : ''} hangs until SO_SNDTIMEO instead of failing`,
+	topology,
+	probe: { family, proto: 'tcp', mode: 'block', count: 1, sndtimeoMs: 4000, timeoutMs: 8000 },
+	km: { never: true },
+	sysctls: { 'net.core.xfrm_acq_expires': 1 },
+	stock: { 'larval_drop=1': all(probeRan, connectReturns('EINPROGRESS', 3500, 5500)) },
+	resolved: all(probeRan, connectReturns('EHOSTUNREACH', 900, 3500)),
+});
+
 /** The peer pings us first: the echo reply our kernel generates is what waits for our outbound SA. */
 const echoReplyDropped = (family: 4 | 6, id: string): Case => ({
 	id,
@@ -329,29 +358,13 @@ export const CASES: readonly Case[] = [
 		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allLost, acquires(3)) },
 		resolved: all(probeRan, sendsSucceed, allEchoed(), acquires(3)),
 	},
-	{
-		id: 'tcp-connect-acquire-fails',
-		title: 'key manager never answers and the larval state expires after 1 s: connect() hangs until SO_SNDTIMEO instead of failing',
-		topology: 'transport',
-		probe: { family: 4, proto: 'tcp', mode: 'block', count: 1, sndtimeoMs: 4000, timeoutMs: 8000 },
-		km: { never: true },
-		sysctls: { 'net.core.xfrm_acq_expires': 1 },
-		stock: { 'larval_drop=1': all(probeRan, connectReturns('EINPROGRESS', 3500, 5500)) },
-		// The failed acquire reaches connect() as a failed neighbour resolution would: ICMP host unreachable, EHOSTUNREACH.
-		resolved: all(probeRan, connectReturns('EHOSTUNREACH', 900, 3500)),
-	},
+	connectAcquireFails('transport', 4, 'tcp-connect-acquire-fails'),
+	connectAcquireFails('tunnel', 4, 'tunnel-tcp-acquire-fails'),
+	connectAcquireFails('tunnel', 6, 'tunnel-tcp6-acquire-fails'),
 	echoReplyDropped(4, 'ping-reply-dropped'),
 	echoReplyDropped(6, 'ping6-reply-dropped'),
-	{
-		id: 'tcp-rst-dropped',
-		title: 'kernel-generated TCP RST (the peer connects to a closed port): dropped, so the refusal takes a SYN retransmission',
-		topology: 'transport',
-		probe: { family: 4, proto: 'tcp', mode: 'block', count: 1 },
-		km: KM_FAST,
-		fromServer: true,
-		stock: { 'larval_drop=1': all(probeRan, connectReturns('ECONNREFUSED', RTO_MIN, RTO_MAX)) },
-		resolved: all(probeRan, connectEndsAfterInstall('ECONNREFUSED', RELEASE_SLACK)),
-	},
+	rstDropped(4, 'tcp-rst-dropped'),
+	rstDropped(6, 'tcp6-rst-dropped'),
 	tcpConnect('tunnel', 4, 'tunnel-tcp-connect'),
 	datagramsLost('tunnel', 4, 'udp', 'tunnel-udp-lost'),
 	datagramsLost('tunnel', 6, 'udp', 'tunnel-udp6-lost'),

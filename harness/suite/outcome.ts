@@ -90,7 +90,7 @@ function round(ms: number): string {
 export function describeOutcome(o: Outcome): string {
 	const parts: string[] = [];
 	if (o.connect) {
-		parts.push(o.connect.errno ? `connect ${o.connect.errno}` : `connect 0 in ${round(o.connect.ms)}`);
+		parts.push(`connect ${o.connect.errno || 0} in ${round(o.connect.ms)}`);
 		if (o.connect.errno === 'EINPROGRESS' && o.pollConnect) {
 			const err = o.pollConnect.soError ? ` ${o.pollConnect.soError}` : '';
 			parts.push(`${o.pollConnect.revents || 'no event'}${err} after ${round(o.pollConnect.waitedMs)}`);
