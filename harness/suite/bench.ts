@@ -23,6 +23,15 @@ export interface BenchRow {
 	/** send() to arrival at the peer, SA in place, fresh socket. */
 	steadyOneWayMs: number | null;
 	releaseRatio: number | null;
+	/**
+	 * What the kernel spends on a NEWSA that releases nothing (the inbound
+	 * SA the key manager installs just before: same algorithm, same key
+	 * size), from its sending to its ack.  Release latency includes this
+	 * set-up (the crypto transform, under TCG) before the SA exists.
+	 */
+	saSetupMs: number | null;
+	/** (release - SA set-up) / steady: the wait once the SA exists. */
+	releaseAfterSetupRatio: number | null;
 	/** connect() duration minus the key manager's ACQUIRE-to-install time. */
 	trapConnectMs: number | null;
 	keyedConnectMs: number | null;
@@ -69,6 +78,13 @@ export function oneWayMs(run: CaseRun): number[] {
 	return out;
 }
 
+/** The kernel's time for the inbound NEWSA, which holds nothing: sent to ack. */
+export function saSetupMs(run: CaseRun): number | null {
+	const e = run.km.find((x) => x.kind === 'INSTALL' && x.fields.dir === 'in' && x.fields.err === '0');
+	const sent = e?.fields.sent_ns;
+	return e && sent && /^\d+$/.test(sent) ? Number(e.tNs - BigInt(sent)) / 1e6 : null;
+}
+
 export function kmTimeMs(run: CaseRun): number | null {
 	const acq = run.km.find((e) => e.kind === 'ACQUIRE');
 	const installed = outboundInstallNs(run.km);
@@ -90,6 +106,7 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 		const lab = await Lab.setUp(guest.vm, topology('transport'));
 		for (const mode of modes) {
 			const release: number[] = [];
+			const setup: number[] = [];
 			const steady: number[] = [];
 			const trap: number[] = [];
 			const keyed: number[] = [];
@@ -99,6 +116,8 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 				const r = releaseLatencyMs(held);
 				if (r === null) lost++;
 				else release.push(r);
+				const su = saSetupMs(held);
+				if (su !== null) setup.push(su);
 				const warm = await lab.run({ family: 4, proto: 'udp', mode: 'block', count: 5, intervalMs: 20 }, {}, mode.sysctls, { keyedFirst: true });
 				steady.push(...oneWayMs(warm));
 				// 50 ms, as in the cases: an instant answer races the SYN and measures luck.
@@ -111,6 +130,7 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 				if (k !== null) keyed.push(k);
 			}
 			const releaseMs = median(release);
+			const setupMs = median(setup);
 			const steadyOneWayMs = median(steady);
 			const trapConnectMs = median(trap);
 			const keyedConnectMs = median(keyed);
@@ -121,6 +141,8 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 				releaseMs,
 				steadyOneWayMs,
 				releaseRatio: releaseMs !== null && steadyOneWayMs ? releaseMs / steadyOneWayMs : null,
+				saSetupMs: setupMs,
+				releaseAfterSetupRatio: releaseMs !== null && setupMs !== null && steadyOneWayMs ? Math.max(0, releaseMs - setupMs) / steadyOneWayMs : null,
 				trapConnectMs,
 				keyedConnectMs,
 				connectRatio: trapConnectMs !== null && keyedConnectMs ? trapConnectMs / keyedConnectMs : null,
@@ -139,12 +161,14 @@ function fmt(x: number | null, unit = ''): string {
 }
 
 export function renderBench(rows: readonly BenchRow[]): string {
-	const header = ['kernel [mode]', 'release', 'steady 1-way', 'release/steady', 'trap connect - km', 'keyed connect', 'connect ratio'];
+	const header = ['kernel [mode]', 'release', 'steady 1-way', 'release/steady', 'SA set-up', '(release - set-up)/steady', 'trap connect - km', 'keyed connect', 'connect ratio'];
 	const body = rows.map((r) => [
 		`${r.kernel} [${r.mode}]`,
 		r.releaseMs === null ? `lost ${r.lostReleases}/${r.repeats}` : `${fmt(r.releaseMs, ' ms')}${r.lostReleases ? ` (lost ${r.lostReleases}/${r.repeats})` : ''}`,
 		fmt(r.steadyOneWayMs, ' ms'),
 		r.releaseRatio === null ? 'n/a' : `${fmt(r.releaseRatio)}x`,
+		fmt(r.saSetupMs, ' ms'),
+		r.releaseAfterSetupRatio === null ? 'n/a' : `${fmt(r.releaseAfterSetupRatio)}x`,
 		fmt(r.trapConnectMs, ' ms'),
 		fmt(r.keyedConnectMs, ' ms'),
 		r.connectRatio === null ? 'n/a' : `${fmt(r.connectRatio)}x`,
