@@ -83,6 +83,22 @@ const pollOutAfter = (minMs: number, maxMs: number): Check => (o) => {
 const pollBeforeSendSays = (flag: string): Check => (o) =>
 	o.pollBeforeSend?.revents.includes(flag) ? [] : [`poll() right after connect gave ${o.pollBeforeSend?.revents || 'nothing'}, expected ${flag}`];
 
+const pollBeforeSendLacks = (flag: string): Check => (o) => {
+	if (!o.pollBeforeSend) return ['no poll() right after connect recorded'];
+	return o.pollBeforeSend.revents.includes(flag) ? [`poll() right after connect gave ${o.pollBeforeSend.revents}, expected no ${flag}`] : [];
+};
+
+/** Every send() failed with @errno, each after @minMs..@maxMs. */
+const everySendFails = (errno: string, minMs = 0, maxMs = Infinity): Check => (o) => {
+	if (!o.sends.length) return ['no send() recorded'];
+	const out: string[] = [];
+	const bad = o.sends.filter((x) => x.errno !== errno);
+	if (bad.length) out.push(`${bad.length}/${o.sends.length} send() calls gave ${[...new Set(bad.map((b) => b.errno || '0'))].join(', ')}, expected ${errno}`);
+	const slow = o.sends.filter((x) => !(x.ms >= minMs && x.ms <= maxMs));
+	if (slow.length) out.push(`send() took ${slow.map((x) => Math.round(x.ms)).join(', ')} ms, expected ${minMs}..${maxMs} ms`);
+	return out;
+};
+
 const sendsSucceed: Check = (o) => {
 	const bad = o.sends.filter((s) => s.errno);
 	return bad.length ? [`${bad.length} send() calls failed: ${[...new Set(bad.map((b) => b.errno))].join(', ')}`] : [];
@@ -180,7 +196,10 @@ const datagramsLost = (topology: TopologyName, family: 4 | 6, proto: 'udp' | 'ra
 		'larval_drop=1': all(probeRan, sendsSucceed, allLost),
 		'larval_drop=0': all(probeRan, sendsSucceed, oneOf({ 'held, then sent on a timer tick': allEchoed(90), 'lost': allLost })),
 	},
-	resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
+	// Part 2: a non-blocking connected UDP socket is told EAGAIN (and woken for POLLOUT) instead of having its datagram held; raw and ping sockets are still held.
+	resolved: proto === 'udp' && mode === 'nonblock'
+		? all(probeRan, everySendFails('EAGAIN'))
+		: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
 });
 
 /** The peer connects to a closed port of ours: our kernel's RST waits for our outbound SA. */
@@ -224,6 +243,21 @@ const echoReplyDropped = (family: 4 | 6, id: string): Case => ({
 	resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
 });
 
+/**
+ * A non-blocking connected UDP socket waits in poll() for POLLOUT, then
+ * sends.  Stock says writable at once and the datagram is lost; the series
+ * raises POLLOUT when the SA is installed, and the datagram arrives.
+ */
+const pollOutThenSend = (family: 4 | 6, id: string): Case => ({
+	id,
+	title: `non-blocking UDP over IPv${family} waiting for POLLOUT: writable at once, and the datagram sent then is lost`,
+	topology: 'transport',
+	probe: { family, proto: 'udp', mode: 'nonblock', count: 1, waitPollout: true },
+	km: KM_FAST,
+	stock: { 'larval_drop=1': all(probeRan, pollOutAfter(0, 40), sendsSucceed, allLost) },
+	resolved: all(probeRan, pollOutAfter(40, 600), sendsSucceed, allEchoed()),
+});
+
 export const CASES: readonly Case[] = [
 	tcpConnect('transport', 4, 'tcp-connect-blackhole'),
 	tcpConnect('transport', 6, 'tcp6-connect-blackhole'),
@@ -250,8 +284,8 @@ export const CASES: readonly Case[] = [
 		stock: {
 			'larval_drop=1': all(probeRan, connectReturns(''), pollBeforeSendSays('POLLOUT'), sendsSucceed, allLost),
 		},
-		// Part 1 leaves poll() as it is (part 2 clears POLLOUT); the datagram is no longer lost.
-		resolved: all(probeRan, connectReturns(''), sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
+		// Part 2: poll() tells the truth and send() says EAGAIN; nothing is lost behind the program's back.
+		resolved: all(probeRan, connectReturns(''), pollBeforeSendLacks('POLLOUT'), everySendFails('EAGAIN')),
 	},
 	{
 		id: 'udp-sendto-lost',
@@ -272,14 +306,14 @@ export const CASES: readonly Case[] = [
 		id: 'udp-km-dies',
 		title: 'the key manager dies at the first ACQUIRE: every datagram is lost while the larval state lives, and no second ACQUIRE is sent',
 		topology: 'transport',
-		probe: { family: 4, proto: 'udp', mode: 'block', count: 3, intervalMs: 300 },
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 3, intervalMs: 300, timeoutMs: 600 },
 		km: { exitAfterFirst: true },
 		stock: {
 			'larval_drop=1': all(probeRan, sendsSucceed, allLost, acquires(1)),
 			'larval_drop=0': all(probeRan, sendsSucceed, allLost, acquires(1)),
 		},
-		// Held until the acquire expires (xfrm_acq_expires, 30 s): still lost within the probe's time, never sent in clear.
-		resolved: all(probeRan, allLost, acquires(1)),
+		// Each blocking send() waits for the SA until the probe's watchdog interrupts it: nothing sent, never in clear, one ACQUIRE.
+		resolved: all(probeRan, everySendFails('EINTR', 500, 1500), acquires(1)),
 	},
 	{
 		id: 'udp-stale-queue-dst',
@@ -302,8 +336,8 @@ export const CASES: readonly Case[] = [
 		probe: { family: 4, proto: 'udp', mode: 'block', count: 110, timeoutMs: 500 },
 		km: { never: true },
 		stock: { 'larval_drop=0': all(probeRan, firstEagainAt(100, 102), allLost, acquires(1)) },
-		// One larval entry, one ACQUIRE, its bounded queue dropped when nobody answers.
-		resolved: all(probeRan, allLost, acquires(1)),
+		// No resolved row: with the series each of the 110 blocking send()s waits for the SA (udp-send-sndtimeo shows
+		// how long); the bounded queue is the kselftest's, with unconnected ping sockets.
 	},
 	{
 		id: 'tcp-connect-km-never',
@@ -365,6 +399,18 @@ export const CASES: readonly Case[] = [
 	echoReplyDropped(6, 'ping6-reply-dropped'),
 	rstDropped(4, 'tcp-rst-dropped'),
 	rstDropped(6, 'tcp6-rst-dropped'),
+	pollOutThenSend(4, 'udp-nonblock-pollout'),
+	pollOutThenSend(6, 'udp6-nonblock-pollout'),
+	{
+		id: 'udp-send-sndtimeo',
+		title: 'key manager never answers: blocking UDP send() with SO_SNDTIMEO 300 ms succeeds at once, and the datagrams are lost',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 2, sndtimeoMs: 300, timeoutMs: 2000 },
+		km: { never: true },
+		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allLost, acquires(1)) },
+		// Part 2: each send() waits for the SA until SO_SNDTIMEO, then says EAGAIN.
+		resolved: all(probeRan, everySendFails('EAGAIN', 250, 1000), acquires(1)),
+	},
 	tcpConnect('tunnel', 4, 'tunnel-tcp-connect'),
 	datagramsLost('tunnel', 4, 'udp', 'tunnel-udp-lost'),
 	datagramsLost('tunnel', 6, 'udp', 'tunnel-udp6-lost'),
