@@ -60,9 +60,24 @@ async function run(cmd: string, args: string[], cwd: string, log: NodeJS.Writabl
 	if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.exitCode}`);
 }
 
+/** Whether a cached build has patches; unreadable metadata counts as patched, the kind that churns. */
+function hasPatches(dir: string): boolean {
+	try {
+		return (JSON.parse(readFileSync(join(dir, 'kernel.json'), 'utf8')) as { patches?: unknown[] }).patches?.length !== 0;
+	} catch {
+		return true;
+	}
+}
+
+/**
+ * Drops older builds of the same config and kind (patched or not), so that
+ * iterating on the series never evicts the stock build it is compared with.
+ */
 function pruneOldBuilds(kernelsDir: string, prefix: string, keep: string): void {
+	const patched = hasPatches(join(kernelsDir, keep));
 	const olds = readdirSync(kernelsDir)
 		.filter((d) => d.startsWith(prefix) && d !== keep && !d.endsWith('.lock'))
+		.filter((d) => hasPatches(join(kernelsDir, d)) === patched)
 		.map((d) => ({ d, t: statSync(join(kernelsDir, d)).mtimeMs }))
 		.sort((a, b) => b.t - a.t)
 		.slice(KEEP_PER_CONFIG - 1);
