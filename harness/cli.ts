@@ -4,7 +4,6 @@ import { buildKernel } from './kernel/build.js';
 import { fetchDistroKernel } from './kernel/distro.js';
 import { resolveKernel } from './kernel/target.js';
 import { LarvalError } from './util/errors.js';
-import { shellJoin } from './util/shell.js';
 import { bootGuest } from './vm/guest.js';
 import { GuestDiedError } from './vm/vm.js';
 import { ExecTimeoutError } from './vm/ssh.js';
@@ -17,17 +16,29 @@ import { type CellResult, cellPassed, cellText } from './suite/session.js';
 import { narrate } from './suite/outcome.js';
 import { type BenchRow, benchKernel, renderBench } from './suite/bench.js';
 import { renderJunit, renderTable } from './report/table.js';
+import { hostToolsOverlay } from './image/build.js';
+import { parseKeyManager, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
 
 const USAGE = `usage: larval COMMAND [OPTIONS]
 
   build [--kernel stock|patched|distro|all] [--config FLAVOUR]
       Build kernels from Debian's linux-source-6.12 (patched: with
       kernel-patches/series); distro fetches Debian's cloud kernel.
-  exec [--kernel K] [--timeout S] [--keep-console] -- CMD ARGS...
+  exec [--kernel K] [--timeout S] [--keep-console] [GUEST OPTIONS] -- CMD ARGS...
       Boot K, run CMD in the guest, print its output, exit with its status
       (255 when the guest died, 124 on timeout).
-  shell [--kernel K]
+  shell [--kernel K] [GUEST OPTIONS]
       An interactive shell in a booted guest.
+  GUEST OPTIONS:
+      --topology transport|tunnel   set up the namespaces, SAs and policies
+                                    of a topology (echo servers on the far side)
+      --km test|none                the test key manager in the near side's
+                                    namespace (default with --topology: test)
+      --ns NAME                     run the command (or shell) in namespace NAME
+      --with PROG[,PROG...]         copy host programs and their libraries to
+                                    /usr/local/bin in the guest
+      With --topology, PEER and PEER6 name the far host (environment and
+      /etc/hosts), e.g. -- ping -c 3 -W 1 PEER
 
   repro list | repro NAME [--kernel K] [--repeat N] [--mode larval_drop=0|larval_drop=1|xfrm_resolve=1]
       List the reproducible stock behaviours, or run one and say what the
@@ -61,14 +72,38 @@ async function cmdBuild(args: ParsedArgs): Promise<number> {
 	return 0;
 }
 
+const GUEST_OPTIONS = ['topology', 'km', 'ns', 'with'];
+
+function scenarioOptions(args: ParsedArgs): ScenarioOptions {
+	const t = args.options.get('topology')?.[0];
+	const km = args.options.get('km')?.[0];
+	return { topology: t ? parseTopologyName(t) : undefined, km: km ? parseKeyManager(km) : undefined, ns: args.options.get('ns')?.[0] };
+}
+
+/** Boots K with the --with programs on board and sets up the scenario the options ask for. */
+async function bootForUser(args: ParsedArgs) {
+	const opts = scenarioOptions(args);
+	const tools = (args.options.get('with') ?? []).flatMap((w) => w.split(',')).filter(Boolean);
+	const overlays = tools.length ? [[`with:${tools.join(',')}`, await hostToolsOverlay(tools)] as const] : [];
+	const kernel = await resolveKernel(single(args, 'kernel', 'patched'));
+	const guest = await bootGuest(kernel, { overlays });
+	try {
+		const scenario = await setUpScenario(guest.vm, opts);
+		if (opts.topology || opts.ns) process.stderr.write(`[larval] ${scenario.summary}\n`);
+		return { ...guest, scenario };
+	} catch (e) {
+		await guest.vm.stop({ failed: true });
+		throw e;
+	}
+}
+
 async function cmdExec(args: ParsedArgs): Promise<number> {
 	if (!args.rest.length) throw new LarvalError('larval exec needs a command after --');
 	const timeoutMs = positiveNumber(single(args, 'timeout', '60'), '--timeout') * 1000;
-	const kernel = await resolveKernel(single(args, 'kernel', 'patched'));
-	const { vm, accel } = await bootGuest(kernel);
+	const { vm, accel, kernel, scenario } = await bootForUser(args);
 	let failed = false;
 	try {
-		const r = await vm.exec(shellJoin(args.rest), {
+		const r = await vm.exec(scenario.wrap(args.rest), {
 			timeoutMs,
 			onStdout: (d) => process.stdout.write(d),
 			onStderr: (d) => process.stderr.write(d),
@@ -90,9 +125,9 @@ async function cmdExec(args: ParsedArgs): Promise<number> {
 }
 
 async function cmdShell(args: ParsedArgs): Promise<number> {
-	const kernel = await resolveKernel(single(args, 'kernel', 'patched'));
-	const { vm } = await bootGuest(kernel);
+	const { vm, scenario } = await bootForUser(args);
 	try {
+		await vm.run('cat > /root/.profile', { stdin: Buffer.from(scenario.profile()) });
 		return await vm.shell(process.stdin, process.stdout);
 	} finally {
 		await vm.stop();
@@ -170,8 +205,8 @@ async function cmdBench(args: ParsedArgs): Promise<number> {
 
 const COMMANDS: Record<string, { options: string[]; flags: string[]; run: (a: ParsedArgs) => Promise<number> }> = {
 	build: { options: ['kernel', 'config'], flags: [], run: cmdBuild },
-	exec: { options: ['kernel', 'timeout'], flags: ['keep-console'], run: cmdExec },
-	shell: { options: ['kernel'], flags: [], run: cmdShell },
+	exec: { options: ['kernel', 'timeout', ...GUEST_OPTIONS], flags: ['keep-console'], run: cmdExec },
+	shell: { options: ['kernel', ...GUEST_OPTIONS], flags: [], run: cmdShell },
 	repro: { options: ['kernel', 'repeat', 'mode'], flags: [], run: cmdRepro },
 	run: { options: ['kernel', 'filter', 'repeat', 'json', 'junit'], flags: [], run: cmdRun },
 	bench: { options: ['kernel', 'repeat', 'json'], flags: [], run: cmdBench },

@@ -94,6 +94,26 @@ async function hostProgramEntries(programs: Map<string, string>): Promise<CpioEn
 }
 
 /**
+ * Host programs (names looked up on PATH, or paths) with the shared
+ * libraries they load, as a cpio to put over the base image: each lands in
+ * /usr/local/bin, which the guest searches first.
+ */
+export async function hostToolsOverlay(names: readonly string[]): Promise<Buffer> {
+	const programs = new Map<string, string>();
+	for (const name of names) {
+		const host = name.includes('/') ? name : findOnPath(name);
+		if (!host || !existsSync(host)) throw new LarvalError(`--with ${name}: no such program on this host${name.includes('/') ? '' : ` (PATH: ${process.env.PATH ?? ''})`}`);
+		programs.set(`/usr/local/bin/${host.split('/').pop()!}`, realpathSync(host));
+	}
+	return writeCpio(withParentDirs(await hostProgramEntries(programs)));
+}
+
+function findOnPath(name: string): string | undefined {
+	const dirs = (process.env.PATH ?? '').split(':').concat('/usr/sbin', '/sbin');
+	return dirs.map((d) => join(d, name)).find((p) => existsSync(p) && statSync(p).isFile());
+}
+
+/**
  * Keeps the newest few base images (another clone may use an older one) and
  * drops combined initrds, which are cheap to remake, once their base is gone.
  */

@@ -14,6 +14,8 @@ packages=(
 	busybox-static dropbear-bin iproute2 gzip
 	# kernel-patches/ checks
 	git patch perl quilt
+	# `larval exec --with ping` in tests/vm/boot.test.ts
+	iputils-ping
 	# pgrep: the tests and .ci/run check that no QEMU outlived them
 	procps
 	# guest programs are linked statically against glibc

@@ -85,8 +85,8 @@ export function probeArgs(peer: string, p: ProbeSpec): string[] {
 	return args;
 }
 
-export function kmArgs(keys: string, log: string, b: KmBehaviour): string[] {
-	const args = ['larval-km', '--keys', keys, '--log', log, '--max-runtime-s', '120'];
+export function kmArgs(keys: string, log: string, b: KmBehaviour, maxRuntimeS = 120): string[] {
+	const args = ['larval-km', '--keys', keys, '--log', log, '--max-runtime-s', String(maxRuntimeS)];
 	if (b.never) args.push('--never');
 	if (b.delayMs !== undefined) args.push('--delay-ms', String(b.delayMs));
 	if (b.deleteAfterMs !== undefined) args.push('--delete-after-ms', String(b.deleteAfterMs));
@@ -209,6 +209,29 @@ export class Lab {
 		return this.address(this.topo.server, family);
 	}
 
+	/** Where the key manager of this topology logs, in the guest. */
+	get kmLog(): string {
+		return `${RUN_DIR}/km-${this.topo.name}.log`;
+	}
+
+	/**
+	 * Starts the test key manager in its namespace and waits for it to be
+	 * ready, outside any case (`larval exec --topology`): it answers every
+	 * ACQUIRE from the keying table until it has run @maxRuntimeS.
+	 */
+	async startKeyManager(km: KmBehaviour, maxRuntimeS: number): Promise<void> {
+		const t = this.topo;
+		const script = [
+			stopKeyManagers(),
+			`rm -f ${this.kmLog}`,
+			background(t.kmNamespace, kmArgs(`${RUN_DIR}/keys-${t.name}`, this.kmLog, km, maxRuntimeS), `${this.kmLog}.err`),
+			waitForReady(this.kmLog, 'larval-km did not start'),
+		].join('\n');
+		const r = await this.vm.exec(script, { timeoutMs: 30_000 });
+		const s = splitSections(r.stdout);
+		if (r.code !== 0 || s.has('not-ready')) throw new LarvalError(`starting the key manager failed: ${s.get('not-ready')?.trim() ?? `status ${r.code}`}`, r.stderr);
+	}
+
 	private address(h: Host, family: Family): string {
 		return family === 4 ? h.v4 : h.v6;
 	}
@@ -228,7 +251,7 @@ export class Lab {
 		if (opts.fromServer && t.client.ns !== ns) throw new LarvalError(`probes from the server side need the key manager on the client (${t.name} has it in ${ns})`);
 		const [probeNs, target] = opts.fromServer ? [t.server.ns, this.address(t.client, probe.family)] : [t.client.ns, this.peer(probe.family)];
 		const inbound = t.nearStates.filter((s) => s.dst === this.address(t.client, probe.family));
-		const kmLog = `${RUN_DIR}/km-${t.name}.log`;
+		const kmLog = this.kmLog;
 		const echoLogs = echoServers(t).map((s) => `${RUN_DIR}/${s.name}.log`);
 		const timeoutMs = (probe.timeoutMs ?? 2000) * 3 + (probe.count ?? 3) * (probe.intervalMs ?? 0) + 20_000;
 		const script = [

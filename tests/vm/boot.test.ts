@@ -160,6 +160,29 @@ describe('larval CLI', () => {
 		expect(r.stderr).toMatch(/Kernel panic - not syncing: sysrq triggered crash/);
 	});
 
+	// The issue's own example: a host ping in namespace A, the peer by name,
+	// the test key manager answering 50 ms after the ACQUIRE.  Stock drops the
+	// request that triggered the ACQUIRE; the series holds and sends it.
+	it('exec --topology --ns --with: host ping to PEER loses its first request on stock', async () => {
+		const r = await cli(['exec', '--kernel', 'stock', '--topology', 'transport', '--ns', 'A', '--with', 'ping', '--', 'ping', '-c', '1', '-W', '1', 'PEER']);
+		expect(r.stdout, r.stderr).toMatch(/PING PEER \(192\.0\.2\.2\)/);
+		expect(r.stdout, r.stderr).toMatch(/1 packets transmitted, 0 received/);
+		expect(r.exitCode, r.stderr).toBe(1);
+		expect(r.stderr).toMatch(/test key manager in A/);
+	});
+
+	it('exec --topology --ns --with: the same ping is answered on patched with xfrm_resolve=1', async () => {
+		const r = await cli(['exec', '--kernel', 'patched', '--topology', 'transport', '--ns', 'A', '--with', 'ping', '--', 'sh', '-c', 'sysctl -qw net.core.xfrm_resolve=1 && ping -c 1 -W 2 PEER6']);
+		expect(r.stdout, r.stderr).toMatch(/1 packets transmitted, 1 received/);
+		expect(r.exitCode, r.stderr).toBe(0);
+	});
+
+	it('says which namespaces exist when --ns names none', async () => {
+		const r = await cli(['exec', '--kernel', 'stock', '--ns', 'nowhere', '--', 'true']);
+		expect(r.exitCode).toBe(2);
+		expect(r.stderr).toMatch(/no network namespace nowhere in the guest .*add --topology/);
+	});
+
 	it('names the valid kernels for an unknown one', async () => {
 		const r = await cli(['exec', '--kernel', 'nonsense', '--', 'true'], 30_000);
 		expect(r.exitCode).toBe(2);

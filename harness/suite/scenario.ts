@@ -1,0 +1,88 @@
+import { topology, type TopologyName } from '../net/topology.js';
+import { LarvalError } from '../util/errors.js';
+import { shellJoin } from '../util/shell.js';
+import type { Vm } from '../vm/vm.js';
+import { type KmBehaviour, Lab } from './lab.js';
+
+export type KeyManagerChoice = 'test' | 'strongswan' | 'none';
+
+export interface ScenarioOptions {
+	topology?: TopologyName;
+	km?: KeyManagerChoice;
+	/** Run the command (or the shell) inside this network namespace. */
+	ns?: string;
+}
+
+/** What `larval exec` and `larval shell` wrap a command in, once the guest is set up. */
+export interface Scenario {
+	/** PEER and PEER6 (the far host of the topology), PATH with --with programs first. */
+	env: Record<string, string>;
+	namespaces: string[];
+	/** The command line to run, with the environment and the namespace. */
+	wrap(argv: readonly string[]): string;
+	/** A login profile for `larval shell`: the same environment and namespace. */
+	profile(): string;
+	/** One line for the user: what is set up where. */
+	summary: string;
+}
+
+/**
+ * The test key manager as `larval exec` runs it: it answers 50 ms after
+ * each ACQUIRE, as in the cases (an instant answer can race the first
+ * packet and hide what the kernel does with it).
+ */
+export const EXEC_KM: KmBehaviour = { delayMs: 50 };
+const EXEC_KM_RUNTIME_S = 4 * 3600;
+
+export function parseTopologyName(v: string): TopologyName {
+	if (v !== 'transport' && v !== 'tunnel') throw new LarvalError(`--topology must be transport or tunnel, not ${v}`);
+	return v;
+}
+
+export function parseKeyManager(v: string): KeyManagerChoice {
+	if (v !== 'test' && v !== 'strongswan' && v !== 'none') throw new LarvalError(`--km must be test, strongswan or none, not ${v}`);
+	return v;
+}
+
+/** /etc/hosts lines that name the far host PEER (IPv4) and PEER6 (IPv6). */
+export function peerHostsLines(v4: string, v6: string): string {
+	return `${v4}\tPEER peer\n${v6}\tPEER6 peer6\n`;
+}
+
+/**
+ * Sets up what the command line asked for in a booted guest: the topology
+ * with its SAs and policies and echo servers, the key manager, the peers'
+ * names, and checks that the namespace to run in exists.
+ */
+export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scenario> {
+	const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
+	let summary = 'no topology';
+	if (opts.km && opts.km !== 'none' && !opts.topology) throw new LarvalError('--km needs --topology: the key manager answers for a topology\'s SAs');
+	if (opts.km === 'strongswan') throw new LarvalError('--km strongswan is not available yet (strongSwan in the guest is still to be built); use --km test');
+	if (opts.topology) {
+		const lab = await Lab.setUp(vm, topology(opts.topology));
+		const t = lab.topo;
+		env.PEER = t.server.v4;
+		env.PEER6 = t.server.v6;
+		await vm.run(`cat >> /etc/hosts`, { stdin: Buffer.from(peerHostsLines(t.server.v4, t.server.v6)) });
+		const km = opts.km ?? 'test';
+		if (km === 'test') await lab.startKeyManager(EXEC_KM, EXEC_KM_RUNTIME_S);
+		summary = `${t.name} topology: namespaces ${t.namespaces.join(', ')}; the probe side is ${t.client.ns}, PEER=${t.server.v4}, PEER6=${t.server.v6}; ` +
+			(km === 'test' ? `test key manager in ${t.kmNamespace} (answers 50 ms after each ACQUIRE, log ${lab.kmLog})` : `no key manager in ${t.kmNamespace}`);
+	}
+	const list = await vm.exec('ip netns list', { timeoutMs: 10_000 });
+	const namespaces = list.stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
+	if (opts.ns && !namespaces.includes(opts.ns)) {
+		throw new LarvalError(`no network namespace ${opts.ns} in the guest (${namespaces.length ? `there are: ${namespaces.join(', ')}` : 'there are none: add --topology'})`);
+	}
+	const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellJoin([v])}`).join('; ');
+	const enter = opts.ns ? `ip netns exec ${shellJoin([opts.ns])} ` : '';
+	return {
+		env,
+		namespaces,
+		summary: opts.ns ? `${summary}; running in ${opts.ns}` : summary,
+		wrap: (argv) => `${exports}; exec ${enter}${shellJoin(argv)}`,
+		// Entered once: the shell started inside the namespace is not a login shell and does not read this again.
+		profile: () => `${exports}\n${opts.ns ? `exec ${enter}/bin/bash -i\n` : ''}`,
+	};
+}

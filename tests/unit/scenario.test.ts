@@ -1,0 +1,15 @@
+import { describe, expect, it } from 'vitest';
+import { parseKeyManager, parseTopologyName, peerHostsLines } from '../../harness/suite/scenario.js';
+
+describe('guest options of larval exec and shell', () => {
+	it('names the peers PEER and PEER6 (any case) in /etc/hosts format', () => {
+		expect(peerHostsLines('192.0.2.2', '2001:db8:1::2')).toBe('192.0.2.2\tPEER peer\n2001:db8:1::2\tPEER6 peer6\n');
+	});
+
+	it('accepts the topologies and key managers there are, and says which for others', () => {
+		expect(parseTopologyName('tunnel')).toBe('tunnel');
+		expect(() => parseTopologyName('mesh')).toThrow(/transport or tunnel/);
+		expect(parseKeyManager('none')).toBe('none');
+		expect(() => parseKeyManager('racoon')).toThrow(/test, strongswan or none/);
+	});
+});
