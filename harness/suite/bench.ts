@@ -18,8 +18,14 @@ export interface BenchRow {
 	kernel: string;
 	mode: string;
 	accel: string;
-	/** The key manager's NEWSA for the outbound SA to the first held datagram's arrival at the peer. */
+	/**
+	 * The key manager's NEWSA for the outbound SA to the first held datagram's
+	 * arrival at the peer (an unconnected non-blocking sendto(), which the
+	 * series holds rather than blocks).
+	 */
 	releaseMs: number | null;
+	/** The same for a blocking send(), which the series puts to sleep until the SA exists (part 2). */
+	wokenMs: number | null;
 	/** send() to arrival at the peer, SA in place, fresh socket. */
 	steadyOneWayMs: number | null;
 	releaseRatio: number | null;
@@ -106,16 +112,19 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 		const lab = await Lab.setUp(guest.vm, topology('transport'));
 		for (const mode of modes) {
 			const release: number[] = [];
+			const woken: number[] = [];
 			const setup: number[] = [];
 			const steady: number[] = [];
 			const trap: number[] = [];
 			const keyed: number[] = [];
 			let lost = 0;
 			for (let i = 0; i < repeat; i++) {
-				const held = await lab.run({ family: 4, proto: 'udp', mode: 'block', count: 1 }, { delayMs: 50 }, mode.sysctls);
+				const held = await lab.run({ family: 4, proto: 'udp', mode: 'nonblock', count: 1, noConnect: true }, { delayMs: 50 }, mode.sysctls);
 				const r = releaseLatencyMs(held);
 				if (r === null) lost++;
 				else release.push(r);
+				const blocked = releaseLatencyMs(await lab.run({ family: 4, proto: 'udp', mode: 'block', count: 1 }, { delayMs: 50 }, mode.sysctls));
+				if (blocked !== null) woken.push(blocked);
 				const su = saSetupMs(held);
 				if (su !== null) setup.push(su);
 				const warm = await lab.run({ family: 4, proto: 'udp', mode: 'block', count: 5, intervalMs: 20 }, {}, mode.sysctls, { keyedFirst: true });
@@ -141,6 +150,7 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 				releaseMs,
 				steadyOneWayMs,
 				releaseRatio: releaseMs !== null && steadyOneWayMs ? releaseMs / steadyOneWayMs : null,
+				wokenMs: median(woken),
 				saSetupMs: setupMs,
 				releaseAfterSetupRatio: releaseMs !== null && setupMs !== null && steadyOneWayMs ? Math.max(0, releaseMs - setupMs) / steadyOneWayMs : null,
 				trapConnectMs,
@@ -161,7 +171,7 @@ function fmt(x: number | null, unit = ''): string {
 }
 
 export function renderBench(rows: readonly BenchRow[]): string {
-	const header = ['kernel [mode]', 'release', 'steady 1-way', 'release/steady', 'SA set-up', '(release - set-up)/steady', 'trap connect - km', 'keyed connect', 'connect ratio'];
+	const header = ['kernel [mode]', 'release', 'steady 1-way', 'release/steady', 'SA set-up', '(release - set-up)/steady', 'woken send', 'trap connect - km', 'keyed connect', 'connect ratio'];
 	const body = rows.map((r) => [
 		`${r.kernel} [${r.mode}]`,
 		r.releaseMs === null ? `lost ${r.lostReleases}/${r.repeats}` : `${fmt(r.releaseMs, ' ms')}${r.lostReleases ? ` (lost ${r.lostReleases}/${r.repeats})` : ''}`,
@@ -169,6 +179,7 @@ export function renderBench(rows: readonly BenchRow[]): string {
 		r.releaseRatio === null ? 'n/a' : `${fmt(r.releaseRatio)}x`,
 		fmt(r.saSetupMs, ' ms'),
 		r.releaseAfterSetupRatio === null ? 'n/a' : `${fmt(r.releaseAfterSetupRatio)}x`,
+		fmt(r.wokenMs, ' ms'),
 		fmt(r.trapConnectMs, ' ms'),
 		fmt(r.keyedConnectMs, ' ms'),
 		r.connectRatio === null ? 'n/a' : `${fmt(r.connectRatio)}x`,
