@@ -36,7 +36,17 @@ export function parseEventLog(text: string): GuestEvent[] {
  * while processing NEWSA delivers them before the ack arrives.
  */
 export function outboundInstallNs(events: readonly GuestEvent[]): bigint | null {
-	const e = events.find((x) => x.kind === 'INSTALL' && x.fields.dir === 'out' && x.fields.err === '0');
-	if (!e) return null;
-	return e.fields.sent_ns && /^\d+$/.test(e.fields.sent_ns) ? BigInt(e.fields.sent_ns) : e.tNs;
+	const e = successfulInstall(events, 'out');
+	return e ? (requestSentNs(e) ?? e.tNs) : null;
+}
+
+/** The key manager's first successful INSTALL of an SA in direction @dir. */
+export function successfulInstall(events: readonly GuestEvent[], dir: 'in' | 'out'): GuestEvent | undefined {
+	return events.find((x) => x.kind === 'INSTALL' && x.fields.dir === dir && x.fields.err === '0');
+}
+
+/** When the request behind a logged reply left (sent_ns); the event's own stamp is when the reply was read. */
+export function requestSentNs(e: GuestEvent): bigint | null {
+	const sent = e.fields.sent_ns;
+	return sent && /^\d+$/.test(sent) ? BigInt(sent) : null;
 }

@@ -1,6 +1,6 @@
 import type { KernelTarget } from '../kernel/target.js';
 import { topology } from '../net/topology.js';
-import { type GuestEvent, outboundInstallNs } from '../probe/event-log.js';
+import { type GuestEvent, outboundInstallNs, requestSentNs, successfulInstall } from '../probe/event-log.js';
 import { textTable } from '../report/table.js';
 import { bootGuest } from '../vm/guest.js';
 import { type Mode, RESOLVE_1, STOCK_MODES } from './cases.js';
@@ -86,9 +86,9 @@ export function oneWayMs(run: CaseRun): number[] {
 
 /** The kernel's time for the inbound NEWSA, which holds nothing: sent to ack. */
 export function saSetupMs(run: CaseRun): number | null {
-	const e = run.km.find((x) => x.kind === 'INSTALL' && x.fields.dir === 'in' && x.fields.err === '0');
-	const sent = e?.fields.sent_ns;
-	return e && sent && /^\d+$/.test(sent) ? Number(e.tNs - BigInt(sent)) / 1e6 : null;
+	const e = successfulInstall(run.km, 'in');
+	const sent = e ? requestSentNs(e) : null;
+	return e && sent !== null ? Number(e.tNs - sent) / 1e6 : null;
 }
 
 export function kmTimeMs(run: CaseRun): number | null {
@@ -123,10 +123,10 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 				const r = releaseLatencyMs(held);
 				if (r === null) lost++;
 				else release.push(r);
-				const blocked = releaseLatencyMs(await lab.run({ family: 4, proto: 'udp', mode: 'block', count: 1 }, { delayMs: 50 }, mode.sysctls));
-				if (blocked !== null) woken.push(blocked);
 				const su = saSetupMs(held);
 				if (su !== null) setup.push(su);
+				const blocked = releaseLatencyMs(await lab.run({ family: 4, proto: 'udp', mode: 'block', count: 1 }, { delayMs: 50 }, mode.sysctls));
+				if (blocked !== null) woken.push(blocked);
 				const warm = await lab.run({ family: 4, proto: 'udp', mode: 'block', count: 5, intervalMs: 20 }, {}, mode.sysctls, { keyedFirst: true });
 				steady.push(...oneWayMs(warm));
 				// 50 ms, as in the cases: an instant answer races the SYN and measures luck.
