@@ -5,18 +5,19 @@ import { fetchDistroKernel } from './kernel/distro.js';
 import { resolveKernel } from './kernel/target.js';
 import { LarvalError } from './util/errors.js';
 import { bootGuest } from './vm/guest.js';
-import { GuestDiedError } from './vm/vm.js';
+import { GuestDiedError, type Vm } from './vm/vm.js';
 import { ExecTimeoutError } from './vm/ssh.js';
 import { formatFindings } from './vm/console-scan.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
+import { resultsRoot } from './util/paths.js';
 import { CASES, findCase } from './suite/cases.js';
 import { runMatrix, selectCases } from './suite/plan.js';
 import { type CellResult, cellPassed, cellText } from './suite/session.js';
 import { narrate } from './suite/outcome.js';
 import { type BenchRow, benchKernel, renderBench } from './suite/bench.js';
 import { renderJunit, renderTable } from './report/table.js';
-import { hostToolsOverlay } from './image/build.js';
+import { hostToolsOverlay, strongswanOverlay } from './image/build.js';
 import { parseKeyManager, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
 
 const USAGE = `usage: larval COMMAND [OPTIONS]
@@ -32,8 +33,10 @@ const USAGE = `usage: larval COMMAND [OPTIONS]
   GUEST OPTIONS:
       --topology transport|tunnel   set up the namespaces, SAs and policies
                                     of a topology (echo servers on the far side)
-      --km test|none                the test key manager in the near side's
-                                    namespace (default with --topology: test)
+      --km test|strongswan|none     the test key manager in the near side's
+                                    namespace (default with --topology: test),
+                                    or a charon on each side (IKEv2 PSK, trap
+                                    policies; logs kept in results/strongswan/)
       --ns NAME                     run the command (or shell) in namespace NAME
       --with PROG[,PROG...]         copy host programs and their libraries to
                                     /usr/local/bin in the guest
@@ -84,7 +87,8 @@ function scenarioOptions(args: ParsedArgs): ScenarioOptions {
 async function bootForUser(args: ParsedArgs) {
 	const opts = scenarioOptions(args);
 	const tools = (args.options.get('with') ?? []).flatMap((w) => w.split(',')).filter(Boolean);
-	const overlays = tools.length ? [[`with:${tools.join(',')}`, await hostToolsOverlay(tools)] as const] : [];
+	const overlays: Array<readonly [string, Buffer]> = tools.length ? [[`with:${tools.join(',')}`, await hostToolsOverlay(tools)]] : [];
+	if (opts.km === 'strongswan') overlays.push(['strongswan', await strongswanOverlay()]);
 	const kernel = await resolveKernel(single(args, 'kernel', 'patched'));
 	const guest = await bootGuest(kernel, { overlays });
 	try {
@@ -118,9 +122,24 @@ async function cmdExec(args: ParsedArgs): Promise<number> {
 		}
 		throw e;
 	} finally {
+		if (vm.alive && scenario.charonLogs.length) await keepCharonLogs(vm, scenario.charonLogs, kernel.name);
 		const { consoleLog, findings } = await vm.stop({ failed, keepConsole: args.flags.has('keep-console') });
 		if (findings.length) process.stderr.write(`larval: the console shows kernel trouble:\n${formatFindings(findings)}\n`);
 		if (consoleLog) process.stderr.write(`larval: console log: ${consoleLog}\n`);
+	}
+}
+
+/** charon's logs outlive the guest: one file per charon and run under results/strongswan/. */
+async function keepCharonLogs(vm: Vm, logs: ReadonlyArray<{ ns: string; log: string }>, kernelName: string): Promise<void> {
+	const dir = join(resultsRoot(), 'strongswan');
+	mkdirSync(dir, { recursive: true });
+	const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+	for (const { ns, log } of logs) {
+		const r = await vm.exec(`cat ${log}`, { timeoutMs: 10_000 }).catch(() => undefined);
+		if (!r) continue;
+		const path = join(dir, `${stamp}-${kernelName.replace(/[^A-Za-z0-9_.-]/g, '_')}-${ns}.log`);
+		writeFileSync(path, r.stdout);
+		process.stderr.write(`larval: charon log (${ns}): ${path}\n`);
 	}
 }
 

@@ -11,6 +11,7 @@ import { type CpioEntry, withParentDirs, writeCpio } from './cpio.js';
 import { buildGuestPrograms } from './guest-programs.js';
 import { sharedLibraries } from './shared-libs.js';
 import { makeGuestKeys } from './ssh-keys.js';
+import { CHARON, pluginPaths, SWANCTL } from '../km/strongswan.js';
 
 export interface GuestImage {
 	/**
@@ -106,6 +107,26 @@ export async function hostToolsOverlay(names: readonly string[]): Promise<Buffer
 		programs.set(`/usr/local/bin/${host.split('/').pop()!}`, realpathSync(host));
 	}
 	return writeCpio(withParentDirs(await hostProgramEntries(programs)));
+}
+
+/**
+ * charon, swanctl and the plugins the generated strongswan.conf loads (they
+ * are dlopen'ed, so ldd of charon does not list them), each at its Debian
+ * path, with their libraries: an overlay only guests that run strongSwan
+ * carry, ~3 MB that every other boot would copy for nothing.
+ */
+let strongswanCpio: Promise<Buffer> | undefined;
+export function strongswanOverlay(): Promise<Buffer> {
+	return (strongswanCpio ??= buildStrongswanOverlay());
+}
+
+async function buildStrongswanOverlay(): Promise<Buffer> {
+	// glibc dlopens libgcc_s for pthread_cancel(), which charon and swanctl call: without it they abort.
+	const libgcc = findFirst(['/lib/x86_64-linux-gnu/libgcc_s.so.1', '/usr/lib/x86_64-linux-gnu/libgcc_s.so.1']);
+	const files = [CHARON, SWANCTL, ...pluginPaths(), libgcc];
+	const missing = files.filter((f) => !existsSync(f));
+	if (missing.length) throw new LarvalError(`strongSwan is not installed on this host (missing ${missing.join(', ')}): run \`make deps\``);
+	return writeCpio(withParentDirs(await hostProgramEntries(new Map(files.map((f) => [f, f])))));
 }
 
 function findOnPath(name: string): string | undefined {

@@ -1,5 +1,5 @@
 import { shellJoin } from '../util/shell.js';
-import { aeadKey, type Family, keyingLine, policyAdd, type PolicySpec, stateAdd, type StateSpec } from './xfrm.js';
+import { aeadKey, type Family, keyingLine, policyAdd, type PolicySpec, stateAdd, type StateSpec, type XfrmMode } from './xfrm.js';
 
 /**
  * Network topologies built inside one guest with network namespaces and veth
@@ -30,14 +30,33 @@ export interface Topology {
 	namespaces: string[];
 	/** The SAs the key manager may install (its keying table). */
 	nearStates: StateSpec[];
-	/** Shell commands that build it, one per line. */
+	/** Shell commands that build it, one per line: the network, the far side's SAs and policies, the near side's policies. */
 	setup: string[];
+	/** The network alone (namespaces, links, routes), for a key manager that negotiates both sides and installs every policy itself. */
+	network: string[];
+	/** Per family, the two IPsec peers and what they protect: what an IKE daemon on each side is configured with. */
+	ike: IkeLink[];
 	/**
 	 * The near side's policies, apart from setup: a case flushes and re-adds
 	 * them, which is the only way to empty stock's per-policy hold queue
 	 * (its timer would otherwise keep sending ACQUIREs for the last case).
 	 */
 	nearPolicies: string[];
+}
+
+/** One IPsec peer: its namespace, its IKE/ESP address, the traffic it protects. */
+export interface IkePeer {
+	ns: string;
+	addr: string;
+	subnet: string;
+}
+
+export interface IkeLink {
+	family: Family;
+	mode: XfrmMode;
+	/** The key manager's side (kmNamespace), which initiates on the first packet. */
+	near: IkePeer;
+	far: IkePeer;
 }
 
 const KEY_OUT = aeadKey('0x0102030405060708090a0b0c0d0e0f1011121314');
@@ -102,15 +121,18 @@ function host(ns: string, v4: string, v6: string): Host {
 export function transportTopology(): Topology {
 	const a: LinkEnd = { ns: 'A', dev: 'a0', mac: '02:00:00:00:00:0a', v4: '192.0.2.1', v6: '2001:db8:1::1' };
 	const b: LinkEnd = { ns: 'B', dev: 'b0', mac: '02:00:00:00:00:0b', v4: '192.0.2.2', v6: '2001:db8:1::2' };
-	const setup = [...nsSetup('A', false), ...nsSetup('B', false), ...link(a, b, 24, 64)];
+	const network = [...nsSetup('A', false), ...nsSetup('B', false), ...link(a, b, 24, 64)];
+	const setup = [...network];
 	const nearStates: StateSpec[] = [];
 	const nearPolicies: string[] = [];
+	const ike: IkeLink[] = [];
 	for (const fam of [4, 6] as Family[]) {
 		const [sa, sb] = fam === 4 ? [a.v4, b.v4] : [a.v6, b.v6];
 		const reqid = fam === 4 ? 4 : 6;
 		const states = pairOfStates(sa, sb, 'transport', reqid, fam);
 		nearStates.push(...states);
 		const host32 = fam === 4 ? 32 : 128;
+		ike.push({ family: fam, mode: 'transport', near: { ns: 'A', addr: sa, subnet: `${sa}/${host32}` }, far: { ns: 'B', addr: sb, subnet: `${sb}/${host32}` } });
 		const tmpl = { mode: 'transport' as const, reqid };
 		const pol = (dir: PolicySpec['dir'], src: string, dst: string): PolicySpec => ({ dir, src: `${src}/${host32}`, dst: `${dst}/${host32}`, tmpl });
 		// B is fully keyed.
@@ -128,6 +150,8 @@ export function transportTopology(): Topology {
 		namespaces: ['A', 'B'],
 		nearStates,
 		setup,
+		network,
+		ike,
 		nearPolicies,
 	};
 }
@@ -139,7 +163,7 @@ export function tunnelTopology(): Topology {
 	const gbOut: LinkEnd = { ns: 'GB', dev: 'gb1', mac: '02:00:00:00:02:0b', v4: '192.0.2.2', v6: '2001:db8:1::2' };
 	const gbIn: LinkEnd = { ns: 'GB', dev: 'gb0', mac: '02:00:00:00:03:01', v4: '203.0.113.1', v6: '2001:db8:b::1' };
 	const hb: LinkEnd = { ns: 'HB', dev: 'hb0', mac: '02:00:00:00:03:0b', v4: '203.0.113.2', v6: '2001:db8:b::2' };
-	const setup = [
+	const network = [
 		...nsSetup('HA', false),
 		...nsSetup('GA', true),
 		...nsSetup('GB', true),
@@ -156,12 +180,15 @@ export function tunnelTopology(): Topology {
 		ip('GB', 'route', 'add', '198.51.100.0/24', 'via', gaOut.v4),
 		ip('GB', '-6', 'route', 'add', '2001:db8:a::/64', 'via', gaOut.v6),
 	];
+	const setup = [...network];
 	const nearStates: StateSpec[] = [];
 	const nearPolicies: string[] = [];
+	const ike: IkeLink[] = [];
 	for (const fam of [4, 6] as Family[]) {
 		const [ga, gb] = fam === 4 ? [gaOut.v4, gbOut.v4] : [gaOut.v6, gbOut.v6];
 		const [netA, netB] = fam === 4 ? ['198.51.100.0/24', '203.0.113.0/24'] : ['2001:db8:a::/64', '2001:db8:b::/64'];
 		const reqid = fam === 4 ? 14 : 16;
+		ike.push({ family: fam, mode: 'tunnel', near: { ns: 'GA', addr: ga, subnet: netA }, far: { ns: 'GB', addr: gb, subnet: netB } });
 		const states = pairOfStates(ga, gb, 'tunnel', reqid, 0x10 + fam);
 		nearStates.push(...states);
 		const aToB = { mode: 'tunnel' as const, src: ga, dst: gb, reqid };
@@ -187,6 +214,8 @@ export function tunnelTopology(): Topology {
 		namespaces: ['HA', 'GA', 'GB', 'HB'],
 		nearStates,
 		setup,
+		network,
+		ike,
 		nearPolicies,
 	};
 }

@@ -20,6 +20,9 @@ packages=(
 	procps
 	# guest programs are linked statically against glibc
 	libc6-dev
+	# --km strongswan: charon, swanctl and the plugins copied into the guest
+	# (gcm is in the standard plugins; the rest come with libstrongswan)
+	strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
 )
 
 missing=()

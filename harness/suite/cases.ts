@@ -44,7 +44,7 @@ export interface Case {
 
 // ---- building blocks of expectations --------------------------------------
 
-const all = (...checks: Check[]): Check => (o) => checks.flatMap((c) => c(o));
+export const all = (...checks: Check[]): Check => (o) => checks.flatMap((c) => c(o));
 
 /** The run is acceptable if it matches any of the alternatives: stock varies from run to run. */
 const oneOf = (alternatives: Record<string, Check>): Check => (o) => {
@@ -53,9 +53,9 @@ const oneOf = (alternatives: Record<string, Check>): Check => (o) => {
 	return [`matches none of the behaviours stock shows: ${misses.map(([n, v]) => `${n} (${v.join('; ')})`).join(' / ')}`];
 };
 
-const probeRan: Check = (o) => o.problems;
+export const probeRan: Check = (o) => o.problems;
 
-const connectReturns = (errno: string, minMs = 0, maxMs = Infinity): Check => (o) => {
+export const connectReturns = (errno: string, minMs = 0, maxMs = Infinity): Check => (o) => {
 	if (!o.connect) return ['no connect() recorded'];
 	const want = errno || '0';
 	const got = o.connect.errno || '0';
@@ -99,14 +99,14 @@ const everySendFails = (errno: string, minMs = 0, maxMs = Infinity): Check => (o
 	return out;
 };
 
-const sendsSucceed: Check = (o) => {
+export const sendsSucceed: Check = (o) => {
 	const bad = o.sends.filter((s) => s.errno);
 	return bad.length ? [`${bad.length} send() calls failed: ${[...new Set(bad.map((b) => b.errno))].join(', ')}`] : [];
 };
 
-const allLost: Check = (o) => (o.sent > 0 && o.received === 0 ? [] : [`${o.received}/${o.sent} echoed, expected all lost`]);
+export const allLost: Check = (o) => (o.sent > 0 && o.received === 0 ? [] : [`${o.received}/${o.sent} echoed, expected all lost`]);
 
-const allEchoed = (minFirstMs = 0): Check => (o) => {
+export const allEchoed = (minFirstMs = 0): Check => (o) => {
 	const out: string[] = [];
 	if (o.sent === 0 || o.received !== o.sent) out.push(`${o.received}/${o.sent} echoed, expected all`);
 	else if ((o.firstReplyMs ?? 0) < minFirstMs) out.push(`first reply after ${o.firstReplyMs} ms, expected ≥ ${minFirstMs} ms (held by the queue timer)`);
@@ -162,10 +162,10 @@ const KM_SLOW: KmBehaviour = { delayMs: 500 };
 
 // The SYN (or the first datagram) is blackholed and TCP retransmits after
 // its 1 s initial RTO; TCG adds jitter, hence the bounds.
-const RTO_MIN = 900;
+export const RTO_MIN = 900;
 /** How long after the installation a held packet may arrive under TCG (target: ~2x steady state). */
 const RELEASE_SLACK = 60;
-const RTO_MAX = 3000;
+export const RTO_MAX = 3000;
 
 // ---- the matrix ------------------------------------------------------------
 

@@ -5,6 +5,7 @@ import { type Family, stateAdd } from '../net/xfrm.js';
 import { type GuestEvent, parseEventLog } from '../probe/event-log.js';
 import { parseTap, type TapStream } from '../probe/tap.js';
 import type { Vm } from '../vm/vm.js';
+import { type CharonInstance, charonInstances, charonLog, startCharons, stopCharons, writeConfigs } from '../km/strongswan.js';
 
 export const ECHO_PORT = 7000;
 export const RAW_PROTO = 253;
@@ -43,7 +44,12 @@ export interface CaseRun {
 	kmStderr: string;
 	echo: GuestEvent[];
 	xfrmStat: Record<string, number>;
+	/** With strongSwan: each charon's log for this run, near side (the initiator) first. */
+	charonLogs?: Array<{ ns: string; log: string }>;
 }
+
+/** Who keys the topology: the test key manager (far side static, near side on ACQUIRE) or a charon on each side. */
+export type LabKeying = 'test' | 'strongswan';
 
 const RUN_DIR = '/run/larval';
 
@@ -186,15 +192,25 @@ function waitForReady(log: string, what: string, tries = 200): string {
  * SA of one case can make the next look fast.
  */
 export class Lab {
-	private constructor(readonly vm: Vm, readonly topo: Topology) {}
+	private readonly charons: CharonInstance[];
 
-	static async setUp(vm: Vm, topo: Topology): Promise<Lab> {
+	private constructor(readonly vm: Vm, readonly topo: Topology, readonly keying: LabKeying) {
+		this.charons = keying === 'strongswan' ? charonInstances(topo) : [];
+	}
+
+	/**
+	 * With strongSwan only the network is built: the charons install every
+	 * policy (trap) and negotiate every SA, on both sides.
+	 */
+	static async setUp(vm: Vm, topo: Topology, keying: LabKeying = 'test'): Promise<Lab> {
 		const keys = `${RUN_DIR}/keys-${topo.name}`;
+		const keyingSetup = keying === 'strongswan'
+			? [...topo.network, ...writeConfigs(charonInstances(topo))]
+			: [...topo.setup, `cat > ${keys} <<'KEYS'\n${keyingTable(topo)}KEYS`];
 		const script = [
 			'set -e',
 			`mkdir -p ${RUN_DIR}`,
-			...topo.setup,
-			`cat > ${keys} <<'KEYS'\n${keyingTable(topo)}KEYS`,
+			...keyingSetup,
 			...echoServers(topo).map((s) => background(topo.server.ns, s.args, `${RUN_DIR}/${s.name}.log.err`)),
 			...echoServers(topo).map((s) => waitForReady(`${RUN_DIR}/${s.name}.log`, `${s.name} did not start`)),
 		].join('\n');
@@ -202,16 +218,60 @@ export class Lab {
 		if (r.code !== 0) {
 			throw new LarvalError(`setting up the ${topo.name} topology failed (status ${r.code})`, `${r.stdout}${r.stderr}`.trim());
 		}
-		return new Lab(vm, topo);
+		return new Lab(vm, topo, keying);
 	}
 
 	peer(family: Family): string {
 		return this.address(this.topo.server, family);
 	}
 
-	/** Where the key manager of this topology logs, in the guest. */
+	/** Where the key manager of this topology logs, in the guest (the near side's charon with strongSwan). */
 	get kmLog(): string {
-		return `${RUN_DIR}/km-${this.topo.name}.log`;
+		return this.keying === 'strongswan' ? charonLog(this.charons[0]!) : `${RUN_DIR}/km-${this.topo.name}.log`;
+	}
+
+	/** Every charon's namespace and log, in the guest. */
+	get charonLogs(): Array<{ ns: string; log: string }> {
+		return this.charons.map((c) => ({ ns: c.ns, log: charonLog(c) }));
+	}
+
+	/**
+	 * The steps of a run that depend on who keys: back to no SA and no
+	 * policy but the near side's, start the key manager(s), stop them, print
+	 * their logs.  Stock's per-policy hold queue is emptied only by deleting
+	 * the policy, so every run starts from flushed policies.
+	 */
+	private keyingSteps(km: KmBehaviour): { reset: string[]; start: string[]; stop: string[]; report: string[] } {
+		const t = this.topo;
+		if (this.keying === 'strongswan') {
+			return {
+				reset: [...stopCharons(this.charons), ...this.charons.flatMap((c) => [`ip -n ${c.ns} xfrm policy flush`, `ip -n ${c.ns} xfrm state flush`])],
+				start: startCharons(this.charons),
+				// Left running: the next run (or `larval exec`'s command) stops them.
+				stop: [],
+				// Sections are lower-case (splitSections): numbered, not named after the namespace.
+				report: this.charons.map((c, i) => `echo "=== charon-${i}"; cat ${charonLog(c)} ${c.dir}/charon.err 2>/dev/null`),
+			};
+		}
+		const ns = t.kmNamespace;
+		return {
+			reset: [stopKeyManagers(), `ip -n ${ns} xfrm policy flush`, `ip -n ${ns} xfrm state flush`, ...t.nearPolicies],
+			start: this.testKmStart(km),
+			stop: [stopKeyManagers()],
+			report: [`echo "=== km"; cat ${this.kmLog}`, `echo "=== km-stderr"; cat ${this.kmLog}.err`],
+		};
+	}
+
+	/** Starts a charon on each side and loads their connections, for `larval exec --km strongswan`. */
+	async startStrongswan(): Promise<void> {
+		const steps = this.keyingSteps({});
+		await this.runSetUp([...steps.reset, ...steps.start], 'starting strongSwan');
+	}
+
+	private async runSetUp(lines: readonly string[], what: string): Promise<void> {
+		const r = await this.vm.exec(lines.join('\n'), { timeoutMs: 60_000 });
+		const s = splitSections(r.stdout);
+		if (r.code !== 0 || s.has('not-ready')) throw new LarvalError(`${what} failed: ${s.get('not-ready')?.trim() ?? `status ${r.code}`}`, r.stderr);
 	}
 
 	/**
@@ -220,16 +280,16 @@ export class Lab {
 	 * ACQUIRE from the keying table until it has run @maxRuntimeS.
 	 */
 	async startKeyManager(km: KmBehaviour, maxRuntimeS: number): Promise<void> {
+		await this.runSetUp([stopKeyManagers(), ...this.testKmStart(km, maxRuntimeS)], 'starting the key manager');
+	}
+
+	private testKmStart(km: KmBehaviour, maxRuntimeS?: number): string[] {
 		const t = this.topo;
-		const script = [
-			stopKeyManagers(),
+		return [
 			`rm -f ${this.kmLog}`,
 			background(t.kmNamespace, kmArgs(`${RUN_DIR}/keys-${t.name}`, this.kmLog, km, maxRuntimeS), `${this.kmLog}.err`),
 			waitForReady(this.kmLog, 'larval-km did not start'),
-		].join('\n');
-		const r = await this.vm.exec(script, { timeoutMs: 30_000 });
-		const s = splitSections(r.stdout);
-		if (r.code !== 0 || s.has('not-ready')) throw new LarvalError(`starting the key manager failed: ${s.get('not-ready')?.trim() ?? `status ${r.code}`}`, r.stderr);
+		];
 	}
 
 	private address(h: Host, family: Family): string {
@@ -249,34 +309,29 @@ export class Lab {
 		const t = this.topo;
 		const ns = t.kmNamespace;
 		if (opts.fromServer && t.client.ns !== ns) throw new LarvalError(`probes from the server side need the key manager on the client (${t.name} has it in ${ns})`);
+		if (opts.fromServer && this.keying === 'strongswan') throw new LarvalError('probes from the server side need the far side\'s static SAs, which strongSwan labs do not have');
 		const [probeNs, target] = opts.fromServer ? [t.server.ns, this.address(t.client, probe.family)] : [t.client.ns, this.peer(probe.family)];
 		const inbound = t.nearStates.filter((s) => s.dst === this.address(t.client, probe.family));
-		const kmLog = this.kmLog;
+		const keying = this.keyingSteps(km);
 		const echoLogs = echoServers(t).map((s) => `${RUN_DIR}/${s.name}.log`);
 		const timeoutMs = (probe.timeoutMs ?? 2000) * 3 + (probe.count ?? 3) * (probe.intervalMs ?? 0) + 20_000;
 		const script = [
 			'set -u',
-			stopKeyManagers(),
-			`ip -n ${ns} xfrm policy flush`,
-			`ip -n ${ns} xfrm state flush`,
-			...t.nearPolicies,
+			...keying.reset,
 			// Back to the defaults first: a mode sets only what it changes, and the last case's settings must not carry over.
 			...Object.entries(SYSCTL_DEFAULTS).map(([k, v]) => `[ -e /proc/sys/${k.replace(/\./g, '/')} ] && ip netns exec ${ns} sysctl -qw ${k}=${v}`),
 			...Object.entries(sysctls).map(([k, v]) => `ip netns exec ${ns} sysctl -qw ${shellJoin([`${k}=${v}`])} || { echo "=== not-ready"; echo "sysctl ${k} is missing"; exit 91; }`),
-			`rm -f ${kmLog}`,
-			background(ns, kmArgs(`${RUN_DIR}/keys-${t.name}`, kmLog, km), `${kmLog}.err`),
-			waitForReady(kmLog, 'larval-km did not start'),
+			...keying.start,
 			...(opts.keyedFirst ? [keyUp(t.client.ns, this.peer(probe.family))] : []),
 			...(opts.fromServer ? inbound.map((s) => `ip -n ${ns} ${shellJoin(stateAdd(s))}`) : []),
 			...echoLogs.map((l, i) => `e${i}=$(wc -l < ${l})`),
 			`ip netns exec ${probeNs} ${shellJoin(probeArgs(target, probe))} >${RUN_DIR}/probe.tap 2>${RUN_DIR}/probe.err; st=$?`,
 			settleTcp([t.client.ns, t.server.ns]),
-			stopKeyManagers(),
+			...keying.stop,
 			'echo "=== probe-status"; echo $st',
 			`echo "=== probe"; cat ${RUN_DIR}/probe.tap`,
 			`echo "=== probe-stderr"; cat ${RUN_DIR}/probe.err`,
-			`echo "=== km"; cat ${kmLog}`,
-			`echo "=== km-stderr"; cat ${kmLog}.err`,
+			...keying.report,
 			'echo "=== echo"',
 			...echoLogs.map((l, i) => `tail -n +$((e${i} + 1)) ${l}`),
 			`echo "=== xfrm-stat"; ip netns exec ${ns} cat /proc/net/xfrm_stat`,
@@ -294,6 +349,7 @@ export class Lab {
 			kmStderr: s.get('km-stderr')?.trim() ?? '',
 			echo: parseEventLog(s.get('echo') ?? ''),
 			xfrmStat: parseXfrmStat(s.get('xfrm-stat') ?? ''),
+			charonLogs: this.charons.length ? this.charons.map((c, i) => ({ ns: c.ns, log: s.get(`charon-${i}`) ?? '' })) : undefined,
 		};
 	}
 }

@@ -1,6 +1,7 @@
 import type { TapPoint } from '../probe/tap.js';
 import type { CaseRun } from './lab.js';
 import { outboundInstallNs } from '../probe/event-log.js';
+import { type Negotiation, negotiationOf, parseCharonLog, tail } from '../km/charon-log.js';
 
 /** One socket call as the probe saw it. */
 export interface CallOutcome {
@@ -28,6 +29,10 @@ export interface Outcome {
 	installAtMs: number | null;
 	/** The key manager's log, `<ms since probe start> KIND fields`, for reports and debugging. */
 	kmLog: string[];
+	/** Datagrams (1-based) that got no reply. */
+	lostIds: number[];
+	/** With strongSwan: what the near side's charon says of the negotiation, failures from both sides, and its log's tail. */
+	charon?: Negotiation & { tail: string };
 	/** The probe printed a complete TAP stream and exited 0. */
 	complete: boolean;
 	problems: string[];
@@ -59,6 +64,8 @@ export function outcomeOf(run: CaseRun): Outcome {
 	const probeStart = summary.probe_start_ns ?? recv.probe_start_ns;
 	const installs = run.km.filter((e) => e.kind === 'INSTALL' && (e.fields.err ?? '0') === '0');
 	const installedNs = outboundInstallNs(run.km);
+	const charonLogs = run.charonLogs ?? [];
+	const sides = charonLogs.map((c) => negotiationOf(parseCharonLog(c.log)));
 	const startNs = typeof probeStart === 'number' || typeof probeStart === 'string' ? BigInt(Math.round(Number(probeStart))) : null;
 	return {
 		connect: call(byName('connect')),
@@ -73,6 +80,10 @@ export function outcomeOf(run: CaseRun): Outcome {
 		lost: num(recv.lost, 0),
 		firstReplyMs: typeof recv.first_reply_ms === 'number' ? recv.first_reply_ms : null,
 		rttMs: Array.isArray(recv.rtt_ms) ? (recv.rtt_ms as unknown[]).map((x) => num(x)) : [],
+		lostIds: Array.isArray(recv.lost_ids) ? (recv.lost_ids as unknown[]).map((x) => num(x)) : [],
+		charon: sides.length
+			? { ...sides[0]!, failures: sides.flatMap((n, i) => n.failures.map((f) => `${charonLogs[i]!.ns}: ${f}`)), tail: tail(charonLogs[0]!.log) }
+			: undefined,
 		acquires: run.km.filter((e) => e.kind === 'ACQUIRE').length,
 		installs: installs.length,
 		installAtMs: installedNs !== null && startNs !== null ? Number(installedNs - startNs) / 1e6 : null,
@@ -103,6 +114,7 @@ export function describeOutcome(o: Outcome): string {
 	if (o.sent > 0) {
 		parts.push(o.received === 0 ? `lost ${o.lost}/${o.sent}` : o.lost ? `lost ${o.lost}/${o.sent}, first reply ${round(o.firstReplyMs ?? NaN)}` : `${o.received}/${o.sent} replied, first ${round(o.firstReplyMs ?? NaN)}`);
 	}
+	if (o.charon) parts.push(o.charon.ms === null ? 'no CHILD_SA' : `IKE ${Math.round(o.charon.ms)} ms`);
 	// A few round trips tell the stale-queue story (each ~100 ms); more would crowd the cell.
 	if (o.rttMs.length >= 2 && o.rttMs.length <= 5) parts.push(`rtt ${o.rttMs.map((r) => Math.round(r)).join('/')} ms`);
 	if (!o.complete) parts.push('PROBE FAILED');
@@ -118,7 +130,9 @@ export function narrate(o: Outcome): string[] {
 	if (o.pollConnect) lines.push(`poll(POLLOUT) = ${o.pollConnect.revents || 'timeout'} after ${round(o.pollConnect.waitedMs)}${o.pollConnect.soError ? `, SO_ERROR ${o.pollConnect.soError}` : ''}`);
 	if (o.pollBeforeSend) lines.push(`poll() right after connect() = ${o.pollBeforeSend.revents || 'nothing'}`);
 	const acquire = o.kmLog.find((l) => / ACQUIRE /.test(l));
-	lines.push(
+	if (o.charon) {
+		lines.push(o.charon.ms === null ? `strongSwan: no CHILD_SA established${o.charon.failures.length ? ` (${o.charon.failures.join('; ')})` : ''}` : `strongSwan: ${o.charon.acquires} ACQUIRE, CHILD_SA established ${Math.round(o.charon.ms)} ms after the first`);
+	} else lines.push(
 		acquire
 			? `key manager: ${o.acquires} ACQUIRE (first at ${acquire.split(' ')[0]} ms), ${o.installs ? `SAs installed at ${round(o.installAtMs ?? NaN)}` : 'no SA installed'}`
 			: 'key manager: no ACQUIRE',

@@ -23,6 +23,8 @@ export interface Scenario {
 	profile(): string;
 	/** One line for the user: what is set up where. */
 	summary: string;
+	/** With --km strongswan: each charon's namespace and log in the guest, to keep after the command. */
+	charonLogs: Array<{ ns: string; log: string }>;
 }
 
 /**
@@ -56,18 +58,23 @@ export function peerHostsLines(v4: string, v6: string): string {
 export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scenario> {
 	const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 	let summary = 'no topology';
+	let charonLogs: Array<{ ns: string; log: string }> = [];
 	if (opts.km && opts.km !== 'none' && !opts.topology) throw new LarvalError('--km needs --topology: the key manager answers for a topology\'s SAs');
-	if (opts.km === 'strongswan') throw new LarvalError('--km strongswan is not available yet (strongSwan in the guest is still to be built); use --km test');
 	if (opts.topology) {
-		const lab = await Lab.setUp(vm, topology(opts.topology));
+		const km = opts.km ?? 'test';
+		const lab = await Lab.setUp(vm, topology(opts.topology), km === 'strongswan' ? 'strongswan' : 'test');
 		const t = lab.topo;
 		env.PEER = t.server.v4;
 		env.PEER6 = t.server.v6;
 		await vm.run(`cat >> /etc/hosts`, { stdin: Buffer.from(peerHostsLines(t.server.v4, t.server.v6)) });
-		const km = opts.km ?? 'test';
 		if (km === 'test') await lab.startKeyManager(EXEC_KM, EXEC_KM_RUNTIME_S);
-		summary = `${t.name} topology: namespaces ${t.namespaces.join(', ')}; the probe side is ${t.client.ns}, PEER=${t.server.v4}, PEER6=${t.server.v6}; ` +
-			(km === 'test' ? `test key manager in ${t.kmNamespace} (answers 50 ms after each ACQUIRE, log ${lab.kmLog})` : `no key manager in ${t.kmNamespace}`);
+		if (km === 'strongswan') await lab.startStrongswan();
+		charonLogs = lab.charonLogs;
+		summary = `${t.name} topology: namespaces ${t.namespaces.join(', ')}; the probe side is ${t.client.ns}, PEER=${t.server.v4}, PEER6=${t.server.v6}; ` + {
+			test: `test key manager in ${t.kmNamespace} (answers 50 ms after each ACQUIRE, log ${lab.kmLog})`,
+			strongswan: `strongSwan: charon in ${charonLogs.map((c) => c.ns).join(' and ')}, IKEv2 PSK, trap policies (logs ${charonLogs.map((c) => c.log).join(', ')})`,
+			none: `no key manager in ${t.kmNamespace}`,
+		}[km];
 	}
 	// An ssh round trip (~0.1 s under TCG) that only --ns needs.
 	if (opts.ns) {
@@ -81,6 +88,7 @@ export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scen
 	const enter = opts.ns ? `ip netns exec ${shellJoin([opts.ns])} ` : '';
 	return {
 		env,
+		charonLogs,
 		summary: opts.ns ? `${summary}; running in ${opts.ns}` : summary,
 		wrap: (argv) => `${exports}; exec ${enter}${shellJoin(argv)}`,
 		// Entered once: the shell started inside the namespace is not a login shell and does not read this again.

@@ -4,7 +4,8 @@ import { progress } from '../util/progress.js';
 import { bootGuest, type Guest } from '../vm/guest.js';
 import { type ConsoleFinding } from '../vm/console-scan.js';
 import type { Case, Check, Mode } from './cases.js';
-import { kernelHasResolve, Lab } from './lab.js';
+import { kernelHasResolve, Lab, type LabKeying } from './lab.js';
+import { strongswanOverlay } from '../image/build.js';
 import { describeOutcome, type Outcome, outcomeOf } from './outcome.js';
 
 export interface CellResult {
@@ -42,7 +43,8 @@ export class KernelSession {
 	private labs = new Map<TopologyName, Lab>();
 	private seenFindings = 0;
 
-	constructor(readonly kernel: KernelTarget) {}
+	/** @keying: who keys every lab of this guest (a topology's namespaces exist once per guest, so one or the other). */
+	constructor(readonly kernel: KernelTarget, readonly keying: LabKeying = 'test') {}
 
 	get accel(): string {
 		return this.guest?.accel.accel ?? '?';
@@ -51,7 +53,7 @@ export class KernelSession {
 	private async ensureGuest(): Promise<Guest> {
 		if (!this.guest || !this.guest.vm.alive) {
 			await this.guest?.vm.stop({ failed: true });
-			this.guest = await bootGuest(this.kernel);
+			this.guest = await bootGuest(this.kernel, this.keying === 'strongswan' ? { overlays: [['strongswan', await strongswanOverlay()]] } : {});
 			this.labs.clear();
 			this.seenFindings = 0;
 		}
@@ -68,7 +70,7 @@ export class KernelSession {
 		await this.ensureGuest();
 		let lab = this.labs.get(name);
 		if (!lab) {
-			lab = await Lab.setUp(this.guest!.vm, topology(name));
+			lab = await Lab.setUp(this.guest!.vm, topology(name), this.keying);
 			this.labs.set(name, lab);
 		}
 		return lab;
