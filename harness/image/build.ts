@@ -81,12 +81,13 @@ async function busyboxEntries(skip: ReadonlySet<string>): Promise<CpioEntry[]> {
 	return entries;
 }
 
-async function hostProgramEntries(programs: Map<string, string>): Promise<CpioEntry[]> {
+/** @skipLibs: libraries the image below already has. */
+async function hostProgramEntries(programs: Map<string, string>, skipLibs: ReadonlySet<string> = new Set()): Promise<CpioEntry[]> {
 	const entries: CpioEntry[] = [];
 	const libs = new Set<string>();
 	for (const [guest, host] of programs) {
 		entries.push({ kind: 'file', path: guest, mode: 0o755, data: readFileSync(host) });
-		for (const lib of await sharedLibraries(host)) libs.add(lib);
+		for (const lib of await sharedLibraries(host)) if (!skipLibs.has(lib)) libs.add(lib);
 	}
 	for (const lib of [...libs].sort()) {
 		entries.push({ kind: 'file', path: lib, mode: 0o755, data: readFileSync(realpathSync(lib)) });
@@ -113,7 +114,8 @@ export async function hostToolsOverlay(names: readonly string[]): Promise<Buffer
  * charon, swanctl and the plugins the generated strongswan.conf loads (they
  * are dlopen'ed, so ldd of charon does not list them), each at its Debian
  * path, with their libraries: an overlay only guests that run strongSwan
- * carry, ~3 MB that every other boot would copy for nothing.
+ * carry: 6 MB (mostly libsystemd and what it links, which Debian links
+ * into libstrongswan) that every other boot would copy for nothing.
  */
 let strongswanCpio: Promise<Buffer> | undefined;
 export function strongswanOverlay(): Promise<Buffer> {
@@ -126,7 +128,10 @@ async function buildStrongswanOverlay(): Promise<Buffer> {
 	const files = [CHARON, SWANCTL, ...pluginPaths(), libgcc];
 	const missing = files.filter((f) => !existsSync(f));
 	if (missing.length) throw new LarvalError(`strongSwan is not installed on this host (missing ${missing.join(', ')}): run \`make deps\``);
-	return writeCpio(withParentDirs(await hostProgramEntries(new Map(files.map((f) => [f, f])))));
+	// libc, libcap, libgmp and the loader are in the base image already (bash, ip, dropbear): 2.7 MB less to copy at each boot.
+	const baseLibs = new Set<string>();
+	for (const candidates of Object.values(HOST_PROGRAMS)) for (const lib of await sharedLibraries(findFirst(candidates))) baseLibs.add(lib);
+	return writeCpio(withParentDirs(await hostProgramEntries(new Map(files.map((f) => [f, f])), baseLibs)));
 }
 
 function findOnPath(name: string): string | undefined {
