@@ -147,6 +147,8 @@ export function writeConfigs(cs: readonly CharonInstance[]): string[] {
 }
 
 const TAIL_LINES = 25;
+/** What charon logs (or prints, before its log is open) when it will not start. */
+const CHARON_GAVE_UP = 'abort initialization|initialization failed|charon already running';
 
 /** Shell: the "=== not-ready" section Lab turns into an error, with the tail of charon's log and stderr. */
 function notReady(c: CharonInstance, what: string, status: number): string {
@@ -172,7 +174,8 @@ export function startCharons(cs: readonly CharonInstance[]): string[] {
 	}
 	for (const c of cs) {
 		lines.push(
-			`i=0; until [ -S ${c.dir}/run/charon.vici ]; do i=$((i + 1)); [ $i -gt 500 ] && ${notReady(c, 'no vici socket after 10 s', 94)}; sleep 0.02; done`,
+			// A charon that refuses its configuration says so and exits: no need to wait the 10 s out.
+			`i=0; until [ -S ${c.dir}/run/charon.vici ]; do i=$((i + 1)); [ $i -gt 500 ] && ${notReady(c, 'no vici socket after 10 s', 94)}; grep -qE '${CHARON_GAVE_UP}' ${charonLog(c)} ${c.dir}/charon.err 2>/dev/null && ${notReady(c, 'it gave up starting', 94)}; sleep 0.02; done`,
 			`STRONGSWAN_CONF=${c.dir}/strongswan.conf ${SWANCTL} --load-all --noprompt --file ${c.dir}/swanctl/swanctl.conf --uri unix://${c.dir}/run/charon.vici >${c.dir}/swanctl.out 2>&1 || ${notReady(c, 'swanctl --load-all failed', 95)}`,
 		);
 	}
