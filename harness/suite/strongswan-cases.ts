@@ -86,4 +86,5 @@ export const STRONGSWAN_CASES: readonly Case[] = [
 	datagrams('tunnel', 4, 'ping'),
 	tcpConnect('tunnel', 4),
 	datagrams('tunnel', 4, 'udp'),
+	datagrams('tunnel', 6, 'udp'),
 ];

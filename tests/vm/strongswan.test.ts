@@ -1,4 +1,6 @@
-import { afterAll, describe, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
 import { resolveKernel } from '../../harness/kernel/target.js';
 import { cellsOf } from '../../harness/suite/plan.js';
 import { KernelSession } from '../../harness/suite/session.js';
@@ -31,4 +33,28 @@ describe.each(['distro', 'stock', 'patched'])('strongSwan on %s', (kernelName) =
 			});
 		}
 	}
+});
+
+// The README's example: a host ping from A to the peer by name, the first
+// request meeting the trap policy.  Stock drops it; the series holds it, or
+// (0009) holds ping's connect() until the SA exists.
+describe('larval exec --km strongswan', () => {
+	const cli = (args: string[]) => execa('node', ['dist/harness/cli.js', ...args], { reject: false, timeout: 180_000, env: { LARVAL_QUIET: '1' } });
+	const keptLogs = (stderr: string) => [...stderr.matchAll(/charon log \((A|B)\): (\S+)/g)].map((m) => [m[1], readFileSync(m[2]!, 'utf8')] as const);
+
+	it('stock: the first echo request is lost, the later ones answered; both charons\' logs kept', async () => {
+		const r = await cli(['exec', '--kernel', 'stock', '--topology', 'transport', '--km', 'strongswan', '--with', 'ping', '--ns', 'A', '--', 'ping', '-c', '3', '-W', '1', 'PEER']);
+		expect(r.stdout, r.stderr).toMatch(/3 packets transmitted, 2 received/);
+		expect(r.stdout, r.stderr).not.toMatch(/icmp_seq=1 /);
+		expect(r.stderr).toMatch(/strongSwan: charon in A and B/);
+		const logs = keptLogs(r.stderr);
+		expect(logs.map(([ns]) => ns)).toEqual(['A', 'B']);
+		for (const [, log] of logs) expect(log).toMatch(/CHILD_SA v4\{\d+\} established/);
+	});
+
+	it('patched with xfrm_resolve=1: every echo request answered', async () => {
+		const r = await cli(['exec', '--kernel', 'patched', '--topology', 'transport', '--km', 'strongswan', '--with', 'ping', '--ns', 'A', '--', 'sh', '-c', 'sysctl -qw net.core.xfrm_resolve=1 && ping -c 3 -W 1 PEER']);
+		expect(r.stdout, r.stderr).toMatch(/3 packets transmitted, 3 received/);
+		expect(r.exitCode, r.stderr).toBe(0);
+	});
 });
