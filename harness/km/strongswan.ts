@@ -17,8 +17,8 @@ export const PLUGIN_DIR = '/usr/lib/ipsec/plugins';
 /**
  * What charon loads (`load_modular = no`: the plugins are dlopen'ed by name
  * from this list alone).  IKEv2 with a PSK and AES-GCM needs nothing more:
- * sha1 is not negotiated, but charon's NAT detection hashes refuse to start
- * without it; gmp does the MODP group, so OpenSSL's 4.6 MB libcrypto stays
+ * sha1 is not negotiated, but charon's IKE_SA manager needs a SHA1 hasher
+ * and charon will not start without one; gmp does the MODP group, so OpenSSL's 4.6 MB libcrypto stays
  * out of the guest.
  */
 export const CHARON_PLUGINS = ['random', 'nonce', 'aes', 'gcm', 'sha1', 'sha2', 'hmac', 'kdf', 'gmp', 'kernel-netlink', 'socket-default', 'vici'] as const;
@@ -52,13 +52,13 @@ export function strongswanConf(dir: string): string {
 charon {
 	load_modular = no
 	load = ${CHARON_PLUGINS.join(' ')}
-	# The topologies route by themselves; tinyconfig kernels have no policy routing for table 220.
+	# The topologies route by themselves: no routes in table 220.
 	install_routes = no
 	install_virtual_ip = no
-	# RFC 3526 exponent lengths: full-length ones cost seconds of DH under TCG.
+	# RFC 3526 exponent lengths, not full-length ones: less DH work on an emulated CPU.
 	dh_exponent_ansi_x9_42 = no
-	# Fewer than the default 16 start faster on one vCPU; 4 hang, as the
-	# scheduler, receiver, watcher and vici each keep one busy.
+	# Fewer than the default 16 start faster on one vCPU; with 4, swanctl's
+	# vici request was never answered.
 	threads = 8
 	filelog {
 		charon {
