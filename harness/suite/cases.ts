@@ -148,6 +148,33 @@ const connectEndsAfterInstall = (slackMs: number, errno = ''): Check => (o) => {
 	return out;
 };
 
+/**
+ * A blocking datagram connect() returns when the SA is installed, not at
+ * once (part 2).  The probe connects first thing, so the call's duration
+ * is also when it ended, to within the few ms socket() takes.
+ */
+const connectWaitsForSa = (slackMs: number): Check => (o) => {
+	if (!o.connect || o.installAtMs === null) return ['no connect() or no SA installed'];
+	const out = connectEndsAfterInstall(slackMs)(o);
+	if (o.connect.ms < o.installAtMs - 10) out.push(`connect() returned after ${Math.round(o.connect.ms)} ms, before the SA was installed at ${Math.round(o.installAtMs)} ms`);
+	return out;
+};
+
+/** Every setsockopt() gave @errno ('' for success). */
+const sockoptsSay = (errno: string): Check => (o) => {
+	if (!o.sockopts.length) return ['no setsockopt() recorded'];
+	const bad = o.sockopts.filter((x) => x.errno !== errno);
+	return bad.length ? [`setsockopt(${bad.map((b) => `${b.option}) gave ${b.errno || '0'}`).join(', ')}, expected ${errno || '0'}`] : [];
+};
+
+/**
+ * Where the series' socket option is unknown (ENOPROTOOPT: distro and
+ * stock) @unknown applies; where it is known, @known applies whatever
+ * net.core.xfrm_resolve says, as a socket's own choice overrides it.
+ */
+const ifOptionKnown = (known: Check, unknown: Check): Check => (o) =>
+	o.sockopts.length > 0 && o.sockopts.every((x) => x.errno === 'ENOPROTOOPT') ? unknown(o) : all(sockoptsSay(''), known)(o);
+
 const acquires = (n: number): Check => (o) => (o.acquires === n ? [] : [`${o.acquires} ACQUIREs, expected ${n}`]);
 
 /**
@@ -166,6 +193,14 @@ export const RTO_MIN = 900;
 /** How long after the installation a held packet may arrive under TCG (target: ~2x steady state). */
 const RELEASE_SLACK = 60;
 export const RTO_MAX = 3000;
+
+/**
+ * The series' per-socket option, `level:name` for the probe: IP_XFRM_RESOLVE
+ * (SOL_IP) and IPV6_XFRM_RESOLVE (SOL_IPV6), kernel-patches/README.md.
+ */
+const XFRM_RESOLVE_OPTION = { 4: '0:53', 6: '41:79' } as const;
+const XFRM_RESOLVE_OFF = 1;
+const XFRM_RESOLVE_STRICT = 3;
 
 // ---- the matrix ------------------------------------------------------------
 
@@ -193,10 +228,14 @@ const datagramsLost = (topology: TopologyName, family: 4 | 6, proto: 'udp' | 'ra
 		'larval_drop=1': all(probeRan, sendsSucceed, allLost),
 		'larval_drop=0': all(probeRan, sendsSucceed, oneOf({ 'held, then sent on a timer tick': allEchoed(90), 'lost': allLost })),
 	},
-	// Part 2: a non-blocking connected UDP socket is told EAGAIN (and woken for POLLOUT) instead of having its datagram held; raw and ping sockets are still held.
-	resolved: proto === 'udp' && mode === 'nonblock'
-		? all(probeRan, everySendFails('EAGAIN'))
-		: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
+	// Part 2 (UDP, raw and ping alike): a non-blocking connected socket is told EAGAIN (and woken for POLLOUT) instead
+	// of having its datagram held; a blocking one waits in connect() for the SA, then sends.  Behind a tunnel gateway
+	// the sender has no policy: the gateway holds the forwarded datagrams.
+	resolved: topology === 'tunnel'
+		? all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK))
+		: mode === 'nonblock'
+			? all(probeRan, connectReturns(''), everySendFails('EAGAIN'))
+			: all(probeRan, connectWaitsForSa(RELEASE_SLACK), sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
 });
 
 /** The peer connects to a closed port of ours: our kernel's RST waits for our outbound SA. */
@@ -228,6 +267,55 @@ const connectAcquireFails = (topology: TopologyName, family: 4 | 6, id: string):
 	resolved: all(probeRan, connectReturns('EHOSTUNREACH', 900, 3500)),
 });
 
+/**
+ * The same failure for a blocking datagram connect(): stock returns at once
+ * and the datagram sent next is lost; the series waits in connect() and
+ * reports the failed acquire there.
+ */
+const datagramConnectFails = (family: 4 | 6, id: string): Case => ({
+	id,
+	title: `key manager never answers, the larval state expires after 1 s: blocking UDP connect() over IPv${family} returns at once and the datagram is lost`,
+	topology: 'transport',
+	probe: { family, proto: 'udp', mode: 'block', count: 1, sndtimeoMs: 4000, timeoutMs: 8000 },
+	km: { never: true },
+	sysctls: { 'net.core.xfrm_acq_expires': 1 },
+	stock: { 'larval_drop=1': all(probeRan, connectReturns('', 0, 100), sendsSucceed, allLost) },
+	resolved: all(probeRan, connectReturns('EHOSTUNREACH', 900, 3500)),
+});
+
+/**
+ * A non-blocking UDP socket asks for the Netconf 2006 connect() semantics
+ * (IP_XFRM_RESOLVE_STRICT): EINPROGRESS, EALREADY when repeated, POLLOUT
+ * once the SA exists.  The option also opts the socket in, so on the
+ * patched kernel it applies even with xfrm_resolve=0.
+ */
+const strictConnect = (family: 4 | 6, id: string): Case => {
+	const resolved = all(probeRan, connectReturns('EINPROGRESS'), connectAgainReturns('EALREADY'), pollOutAfter(40, 600), sendsSucceed, allEchoed());
+	return {
+		id,
+		title: `non-blocking UDP connect() over IPv${family} from a socket asking for EINPROGRESS (IP${family === 6 ? 'V6' : ''}_XFRM_RESOLVE_STRICT): unknown option, connect() says 0 and the datagram is lost`,
+		topology: 'transport',
+		probe: { family, proto: 'udp', mode: 'nonblock', count: 1, sockopts: [`${XFRM_RESOLVE_OPTION[family]}:${XFRM_RESOLVE_STRICT}`] },
+		km: KM_FAST,
+		stock: { 'larval_drop=1': ifOptionKnown(resolved, all(probeRan, connectReturns(''), sendsSucceed, allLost)) },
+		resolved: all(sockoptsSay(''), resolved),
+	};
+};
+
+/** A socket opts out (IP_XFRM_RESOLVE_OFF): stock semantics for it alone, even with xfrm_resolve=1. */
+const optOut = (family: 4 | 6, id: string): Case => {
+	const lost = all(probeRan, connectReturns('', 0, 40), sendsSucceed, allLost);
+	return {
+		id,
+		title: `blocking UDP over IPv${family} from a socket that opts out of SA resolution (IP${family === 6 ? 'V6' : ''}_XFRM_RESOLVE_OFF): datagrams lost, as for every socket on stock`,
+		topology: 'transport',
+		probe: { family, proto: 'udp', mode: 'block', count: 3, sockopts: [`${XFRM_RESOLVE_OPTION[family]}:${XFRM_RESOLVE_OFF}`] },
+		km: KM_FAST,
+		stock: { 'larval_drop=1': ifOptionKnown(lost, lost) },
+		resolved: all(sockoptsSay(''), lost),
+	};
+};
+
 /** The peer pings us first: the echo reply our kernel generates is what waits for our outbound SA. */
 const echoReplyDropped = (family: 4 | 6, id: string): Case => ({
 	id,
@@ -241,15 +329,15 @@ const echoReplyDropped = (family: 4 | 6, id: string): Case => ({
 });
 
 /**
- * A non-blocking connected UDP socket waits in poll() for POLLOUT, then
- * sends.  Stock says writable at once and the datagram is lost; the series
- * raises POLLOUT when the SA is installed, and the datagram arrives.
+ * A non-blocking connected datagram socket waits in poll() for POLLOUT,
+ * then sends.  Stock says writable at once and the datagram is lost; the
+ * series raises POLLOUT when the SA is installed, and the datagram arrives.
  */
-const pollOutThenSend = (family: 4 | 6, id: string): Case => ({
+const pollOutThenSend = (family: 4 | 6, id: string, proto: 'udp' | 'raw' | 'ping' = 'udp'): Case => ({
 	id,
-	title: `non-blocking UDP over IPv${family} waiting for POLLOUT: writable at once, and the datagram sent then is lost`,
+	title: `non-blocking ${proto === 'ping' ? 'ICMP ping socket' : proto.toUpperCase()} over IPv${family} waiting for POLLOUT: writable at once, and the datagram sent then is lost`,
 	topology: 'transport',
-	probe: { family, proto: 'udp', mode: 'nonblock', count: 1, waitPollout: true },
+	probe: { family, proto, mode: 'nonblock', count: 1, waitPollout: true },
 	km: KM_FAST,
 	stock: { 'larval_drop=1': all(probeRan, pollOutAfter(0, 40), sendsSucceed, allLost) },
 	resolved: all(probeRan, pollOutAfter(40, 600), sendsSucceed, allEchoed()),
@@ -309,8 +397,9 @@ export const CASES: readonly Case[] = [
 			'larval_drop=1': all(probeRan, sendsSucceed, allLost, acquires(1)),
 			'larval_drop=0': all(probeRan, sendsSucceed, allLost, acquires(1)),
 		},
-		// Each blocking send() waits for the SA until the probe's watchdog interrupts it: nothing sent, never in clear, one ACQUIRE.
-		resolved: all(probeRan, everySendFails('EINTR', 500, 1500), acquires(1)),
+		// The blocking connect() and then each blocking send() wait for the SA until the probe's watchdog interrupts them:
+		// nothing sent, never in clear, one ACQUIRE.
+		resolved: all(probeRan, connectReturns('EINTR', 500, 1500), everySendFails('EINTR', 500, 1500), acquires(1)),
 	},
 	{
 		id: 'udp-stale-queue-dst',
@@ -398,6 +487,14 @@ export const CASES: readonly Case[] = [
 	rstDropped(6, 'tcp6-rst-dropped'),
 	pollOutThenSend(4, 'udp-nonblock-pollout'),
 	pollOutThenSend(6, 'udp6-nonblock-pollout'),
+	pollOutThenSend(4, 'ping-nonblock-pollout', 'ping'),
+	pollOutThenSend(6, 'raw6-nonblock-pollout', 'raw'),
+	datagramConnectFails(4, 'udp-connect-acquire-fails'),
+	datagramConnectFails(6, 'udp6-connect-acquire-fails'),
+	strictConnect(4, 'udp-strict-connect'),
+	strictConnect(6, 'udp6-strict-connect'),
+	optOut(4, 'udp-opt-out'),
+	optOut(6, 'udp6-opt-out'),
 	{
 		id: 'udp-send-sndtimeo',
 		title: 'key manager never answers: blocking UDP send() with SO_SNDTIMEO 300 ms succeeds at once, and the datagrams are lost',
@@ -405,8 +502,9 @@ export const CASES: readonly Case[] = [
 		probe: { family: 4, proto: 'udp', mode: 'block', count: 2, sndtimeoMs: 300, timeoutMs: 2000 },
 		km: { never: true },
 		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allLost, acquires(1)) },
-		// Part 2: each send() waits for the SA until SO_SNDTIMEO, then says EAGAIN.
-		resolved: all(probeRan, everySendFails('EAGAIN', 250, 1000), acquires(1)),
+		// Part 2: connect() waits for the SA until SO_SNDTIMEO and says EINPROGRESS (as a TCP connect() that timed out);
+		// each send() then waits again and says EAGAIN.
+		resolved: all(probeRan, connectReturns('EINPROGRESS', 250, 1000), everySendFails('EAGAIN', 250, 1000), acquires(1)),
 	},
 	tcpConnect('tunnel', 4, 'tunnel-tcp-connect'),
 	datagramsLost('tunnel', 4, 'udp', 'tunnel-udp-lost'),

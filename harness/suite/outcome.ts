@@ -13,6 +13,8 @@ export interface CallOutcome {
 
 /** What one run of a case showed, typed from the probe's TAP and the logs. */
 export interface Outcome {
+	/** setsockopt() calls, in order, by `level:name=value`. */
+	sockopts: Array<CallOutcome & { option: string }>;
 	connect?: CallOutcome;
 	connectAgain?: CallOutcome;
 	pollConnect?: { revents: string; waitedMs: number; soError: string };
@@ -68,6 +70,7 @@ export function outcomeOf(run: CaseRun): Outcome {
 	const sides = charonLogs.map((c) => negotiationOf(parseCharonLog(c.log)));
 	const startNs = typeof probeStart === 'number' || typeof probeStart === 'string' ? BigInt(Math.round(Number(probeStart))) : null;
 	return {
+		sockopts: run.tap.points.filter((p) => p.name.startsWith('sockopt ')).map((p) => ({ ...call(p)!, option: p.name.slice('sockopt '.length) })),
 		connect: call(byName('connect')),
 		connectAgain: call(byName('connect_again')),
 		pollConnect: poll

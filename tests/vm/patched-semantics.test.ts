@@ -34,7 +34,7 @@ describe('semantics on patched', () => {
 			const r = await runNetKselftest(guest.vm, kernel.srcDir!, 'xfrm_resolve.sh');
 			const failed = r.tap.points.filter((p) => !p.ok).map((p) => p.name);
 			expect(failed, r.output).toEqual([]);
-			expect(r.tap.points.length, r.output).toBeGreaterThanOrEqual(26);
+			expect(r.tap.points.length, r.output).toBeGreaterThanOrEqual(30);
 			expect(r.tap.complete, r.output).toBe(true);
 			expect(r.status, r.output).toBe(0);
 		} finally {

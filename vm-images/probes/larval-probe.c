@@ -124,7 +124,7 @@ static void usage(FILE *f)
 "  --help                this text\n"
 "\n"
 "Test points, in order: socket, sockopt L:N=V..., connect (or SKIP),\n"
-"connect_again and poll_connect (non-blocking TCP after EINPROGRESS),\n"
+"connect_again and poll_connect (non-blocking, after EINPROGRESS),\n"
 "poll_before_send, wait_pollout, send 1..N, recv, summary; the plan\n"
 "comes last.  Blocking calls are cut off after T ms by SIGALRM\n"
 "(watchdog: true, errno EINTR).  Exit 0 when the probe ran, 1 on internal\n"
@@ -740,7 +740,8 @@ static void run_connect(void)
 		return;
 	}
 	err = step_connect();
-	if (opt.proto == P_TCP && opt.nonblock && err == EINPROGRESS) {
+	/* TCP, or a datagram socket that asked for IP_XFRM_RESOLVE_STRICT */
+	if (opt.nonblock && err == EINPROGRESS) {
 		step_connect_again();
 		step_poll_wait("poll_connect", true);
 	}
