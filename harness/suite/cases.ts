@@ -491,6 +491,27 @@ export const CASES: readonly Case[] = [
 	pollOutThenSend(6, 'raw6-nonblock-pollout', 'raw'),
 	datagramConnectFails(4, 'udp-connect-acquire-fails'),
 	datagramConnectFails(6, 'udp6-connect-acquire-fails'),
+	{
+		id: 'udp-shutdown-during-wait',
+		title: 'key manager never answers, another process calls shutdown(SHUT_WR) at 300 ms: blocking UDP connect() and send() return at once, and the datagrams are lost',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 2, shutdownAfterMs: 300, timeoutMs: 3000 },
+		km: { never: true },
+		stock: { 'larval_drop=1': all(probeRan, connectReturns('', 0, 100), sendsSucceed, allLost) },
+		// Part 2: the blocking connect() waits for the SA until shutdown() wakes it with EPIPE; the sends that follow
+		// find the socket shut down and say EPIPE without sleeping; nothing leaves, one ACQUIRE.
+		resolved: all(probeRan, connectReturns('EPIPE', 250, 1500), everySendFails('EPIPE', 0, 100), acquires(1)),
+	},
+	{
+		id: 'glibc-resolver',
+		title: "glibc's resolver (res_nquery, non-blocking connect + poll + send) asks a name server behind the policy: the first query is lost and the answer waits for the 2 s retry",
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'nonblock', resolver: true, timeoutMs: 2000 },
+		km: KM_FAST,
+		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allEchoed(1900)) },
+		// Part 2: connect() says 0, POLLOUT waits for the SA, the one query is answered as it is installed.
+		resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
+	},
 	strictConnect(4, 'udp-strict-connect'),
 	strictConnect(6, 'udp6-strict-connect'),
 	optOut(4, 'udp-opt-out'),

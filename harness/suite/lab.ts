@@ -29,10 +29,18 @@ export interface ProbeSpec {
 	intervalMs?: number;
 	timeoutMs?: number;
 	sndtimeoMs?: number;
+	/** Another process calls shutdown(SHUT_WR) on the socket this long after it is opened. */
+	shutdownAfterMs?: number;
 	noConnect?: boolean;
 	pollBeforeSend?: boolean;
 	waitPollout?: boolean;
 	sockopts?: readonly string[];
+	/**
+	 * Instead of the probe, one query through glibc's resolver
+	 * (vm-images/probes/larval-resolve.c) to the peer's name server, which
+	 * retries after `timeoutMs` rounded to seconds.  IPv4 only.
+	 */
+	resolver?: boolean;
 }
 
 export interface CaseRun {
@@ -76,7 +84,14 @@ export interface RunOptions {
 	fromServer?: boolean;
 }
 
+/** The far side's name server (larval-echo --dns): answers every query with "no records". */
+export const DNS_PORT = 53;
+
 export function probeArgs(peer: string, p: ProbeSpec): string[] {
+	if (p.resolver) {
+		if (p.family !== 4) throw new Error('the resolver case is IPv4 only');
+		return ['larval-resolve', '--server', peer, '--port', String(DNS_PORT), '--timeout-s', String(Math.max(1, Math.round((p.timeoutMs ?? 2000) / 1000))), '--attempts', '2'];
+	}
 	const args = ['larval-probe', '--family', String(p.family), '--proto', p.proto, '--peer', peer, '--mode', p.mode];
 	if (p.proto === 'tcp' || p.proto === 'udp') args.push('--port', String(ECHO_PORT));
 	if (p.proto === 'raw') args.push('--raw-proto', String(RAW_PROTO));
@@ -84,6 +99,7 @@ export function probeArgs(peer: string, p: ProbeSpec): string[] {
 	if (p.intervalMs !== undefined) args.push('--interval-ms', String(p.intervalMs));
 	if (p.timeoutMs !== undefined) args.push('--timeout-ms', String(p.timeoutMs));
 	if (p.sndtimeoMs !== undefined) args.push('--sndtimeo-ms', String(p.sndtimeoMs));
+	if (p.shutdownAfterMs !== undefined) args.push('--shutdown-after-ms', String(p.shutdownAfterMs));
 	if (p.noConnect) args.push('--no-connect');
 	if (p.pollBeforeSend) args.push('--poll-before-send');
 	if (p.waitPollout) args.push('--wait-pollout');
@@ -136,6 +152,8 @@ function echoServers(t: Topology): Array<{ name: string; args: string[] }> {
 			servers.push({ name, args });
 		}
 	}
+	const dns = `echo-${t.name}-dns4`;
+	servers.push({ name: dns, args: ['larval-echo', '--family', '4', '--proto', 'udp', '--port', String(DNS_PORT), '--dns', '--log', `${RUN_DIR}/${dns}.log`, '--max-runtime-s', '7200'] });
 	return servers;
 }
 

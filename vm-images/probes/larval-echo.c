@@ -42,6 +42,7 @@ static struct {
 	int raw_proto;
 	const char *log_path;
 	unsigned long max_runtime_s;
+	bool dns;
 } opt = {
 	.family = 0,
 	.port = -1,
@@ -67,7 +68,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: " PROG " --family 4|6 --proto tcp|udp|raw [--port P]\n"
-"                   [--raw-proto N] [--log FILE] [--max-runtime-s N]\n"
+"                   [--raw-proto N] [--log FILE] [--max-runtime-s N] [--dns]\n"
 "\n"
 "Echo what arrives back to its sender, logging each arrival.\n"
 "\n"
@@ -77,6 +78,9 @@ static void usage(FILE *f)
 "  --raw-proto N       IP protocol number for raw (default 253)\n"
 "  --log FILE          event log (default stdout)\n"
 "  --max-runtime-s N   exit after N s (default 600)\n"
+"  --dns               udp: answer as a name server without records: the\n"
+"                      query goes back with QR and RA set (NOERROR, no\n"
+"                      answer), which a stub resolver takes as NO_DATA\n"
 "  --help              this text\n"
 "\n"
 "Log: 'READY <ns>' once listening (also on stdout with --log), then\n"
@@ -238,6 +242,14 @@ static void serve_datagrams(int fd)
 		}
 		len = r;
 		payload = opt.proto == P_RAW ? raw_payload(buf, &len) : buf;
+		/*
+		 * A reply with neither RA nor AA nor records is a referral
+		 * to glibc's resolver, which then tries the next server.
+		 */
+		if (opt.dns && len >= 4) {
+			buf[2] |= 0x80;		/* QR: a response */
+			buf[3] |= 0x80;		/* RA: recursion available */
+		}
 		if (sendto(fd, payload, len, MSG_DONTWAIT,
 			   (struct sockaddr *)&from, fl) < 0)
 			err = errno;
@@ -366,7 +378,7 @@ static void run(int lfd, int sig_fd, uint64_t deadline)
 static void parse_args(int argc, char **argv)
 {
 	enum { O_FAMILY = 1, O_PROTO, O_PORT, O_RAWPROTO, O_LOG, O_MAXRT,
-	       O_HELP };
+	       O_DNS, O_HELP };
 	static const struct option lo[] = {
 		{ "family", required_argument, NULL, O_FAMILY },
 		{ "proto", required_argument, NULL, O_PROTO },
@@ -374,6 +386,7 @@ static void parse_args(int argc, char **argv)
 		{ "raw-proto", required_argument, NULL, O_RAWPROTO },
 		{ "log", required_argument, NULL, O_LOG },
 		{ "max-runtime-s", required_argument, NULL, O_MAXRT },
+		{ "dns", no_argument, NULL, O_DNS },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -400,9 +413,12 @@ static void parse_args(int argc, char **argv)
 			opt.max_runtime_s = parse_num("--max-runtime-s", optarg,
 						      1, 86400);
 			break;
+		case O_DNS: opt.dns = true; break;
 		case O_HELP: usage(stdout); exit(0);
 		}
 	}
+	if (opt.dns && opt.proto != P_UDP)
+		die_usage("--dns is for udp");
 	if (!opt.family)
 		die_usage("--family is required");
 	if (!have_proto)

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PROG		"larval-probe"
@@ -57,6 +58,7 @@ static struct {
 	int interval_ms;
 	int timeout_ms;
 	int sndtimeo_ms;	/* -1: leave SO_SNDTIMEO alone */
+	int shutdown_ms;	/* -1: no shutdown() from another process */
 	bool no_connect;
 	bool poll_before_send;
 	bool wait_pollout;
@@ -68,6 +70,7 @@ static struct {
 	.count = 3,
 	.timeout_ms = 2000,
 	.sndtimeo_ms = -1,
+	.shutdown_ms = -1,
 };
 
 /* One message: when it left, whether the kernel took it, its echo. */
@@ -100,7 +103,8 @@ static void usage(FILE *f)
 "usage: " PROG " --family 4|6 --proto tcp|udp|raw|ping --peer ADDR\n"
 "                    [--mode block|nonblock] [--port P] [--raw-proto N]\n"
 "                    [--count N] [--interval-ms N] [--timeout-ms T]\n"
-"                    [--sndtimeo-ms N] [--no-connect] [--poll-before-send]\n"
+"                    [--sndtimeo-ms N] [--shutdown-after-ms N]\n"
+"                    [--no-connect] [--poll-before-send]\n"
 "                    [--wait-pollout] [--sockopt LEVEL:NAME:VALUE]...\n"
 "\n"
 "Exercise connect/poll/send towards ADDR and print TAP 14 on stdout.\n"
@@ -116,6 +120,8 @@ static void usage(FILE *f)
 "  --timeout-ms T        bound for each wait: blocking connect/send,\n"
 "                        poll for connect, echoes (default 2000)\n"
 "  --sndtimeo-ms N       set SO_SNDTIMEO\n"
+"  --shutdown-after-ms N another process calls shutdown(SHUT_WR) on the\n"
+"                        socket N ms after it is opened\n"
 "  --no-connect          datagram sockets: sendto() without connect()\n"
 "  --poll-before-send    record poll() with 0 timeout right after connect\n"
 "  --wait-pollout        after connect, wait up to T ms for POLLOUT\n"
@@ -747,11 +753,35 @@ static void run_connect(void)
 	}
 }
 
+/*
+ * shutdown() from another process while this one may sleep in connect()
+ * or send(): the socket is shared, and a process, unlike the SIGALRM
+ * watchdog, does not interrupt the sleeping call itself.
+ */
+static pid_t shutdown_later(int ms)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		tap_bail_out("fork: %s", strerror(errno));
+	if (pid == 0) {
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+		shutdown(st.fd, SHUT_WR);
+		_exit(0);
+	}
+	return pid;
+}
+
 static void run_probe(void)
 {
+	pid_t shutdown_pid = 0;
 	int i;
 
 	step_socket();
+	if (opt.shutdown_ms >= 0)
+		shutdown_pid = shutdown_later(opt.shutdown_ms);
 	if (opt.sndtimeo_ms >= 0)
 		step_sndtimeo();
 	for (i = 0; i < opt.nsockopts; i++)
@@ -763,6 +793,8 @@ static void run_probe(void)
 		step_poll_wait("wait_pollout", false);
 	run_sends();
 	step_recv();
+	if (shutdown_pid > 0)
+		waitpid(shutdown_pid, NULL, 0);
 	step_summary();
 	tap_plan_end();
 }
@@ -848,7 +880,7 @@ static void parse_args(int argc, char **argv)
 {
 	enum { O_FAMILY = 1, O_PROTO, O_MODE, O_PEER, O_PORT, O_RAWPROTO,
 	       O_COUNT, O_INTERVAL, O_TIMEOUT, O_SNDTIMEO, O_NOCONNECT,
-	       O_SOCKOPT, O_POLLBEFORE, O_WAITPOLLOUT, O_HELP };
+	       O_SOCKOPT, O_POLLBEFORE, O_WAITPOLLOUT, O_SHUTDOWN, O_HELP };
 	static const struct option lo[] = {
 		{ "family", required_argument, NULL, O_FAMILY },
 		{ "proto", required_argument, NULL, O_PROTO },
@@ -864,6 +896,7 @@ static void parse_args(int argc, char **argv)
 		{ "sockopt", required_argument, NULL, O_SOCKOPT },
 		{ "poll-before-send", no_argument, NULL, O_POLLBEFORE },
 		{ "wait-pollout", no_argument, NULL, O_WAITPOLLOUT },
+		{ "shutdown-after-ms", required_argument, NULL, O_SHUTDOWN },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -905,6 +938,10 @@ static void parse_args(int argc, char **argv)
 		case O_SOCKOPT: parse_sockopt(optarg); break;
 		case O_POLLBEFORE: opt.poll_before_send = true; break;
 		case O_WAITPOLLOUT: opt.wait_pollout = true; break;
+		case O_SHUTDOWN:
+			opt.shutdown_ms = parse_num("--shutdown-after-ms",
+						    optarg, 0, 600000);
+			break;
 		case O_HELP: usage(stdout); exit(0);
 		}
 	}
