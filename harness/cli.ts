@@ -18,7 +18,7 @@ import { narrate } from './suite/outcome.js';
 import { type BenchRow, benchKernel, renderBench } from './suite/bench.js';
 import { renderJunit, renderTable } from './report/table.js';
 import { hostToolsOverlay, strongswanOverlay } from './image/build.js';
-import { parseKeyManager, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
+import { parseKeyManager, parseResolve, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
 
 const USAGE = `usage: larval COMMAND [OPTIONS]
 
@@ -40,6 +40,9 @@ const USAGE = `usage: larval COMMAND [OPTIONS]
       --ns NAME                     run the command (or shell) in namespace NAME
       --with PROG[,PROG...]         copy host programs and their libraries to
                                     /usr/local/bin in the guest
+      --resolve 0|1                 net.core.xfrm_resolve in every namespace
+                                    of the topology (default: 1 on a kernel
+                                    that has it, i.e. patched)
       With --topology, PEER and PEER6 name the far host (environment and
       /etc/hosts), e.g. -- ping -c 3 -W 1 PEER
 
@@ -75,12 +78,14 @@ async function cmdBuild(args: ParsedArgs): Promise<number> {
 	return 0;
 }
 
-const GUEST_OPTIONS = ['topology', 'km', 'ns', 'with'];
+const GUEST_OPTIONS = ['topology', 'km', 'ns', 'with', 'resolve'];
 
 function scenarioOptions(args: ParsedArgs): ScenarioOptions {
 	const t = args.options.get('topology')?.[0];
 	const km = args.options.get('km')?.[0];
-	return { topology: t ? parseTopologyName(t) : undefined, km: km ? parseKeyManager(km) : undefined, ns: args.options.get('ns')?.[0] };
+	const resolve = args.options.get('resolve')?.[0];
+	if (resolve !== undefined && !t) throw new LarvalError('--resolve needs --topology: it is set in the topology\'s namespaces');
+	return { topology: t ? parseTopologyName(t) : undefined, km: km ? parseKeyManager(km) : undefined, ns: args.options.get('ns')?.[0], resolve: resolve === undefined ? undefined : parseResolve(resolve) };
 }
 
 /** Boots K with the --with programs on board and sets up the scenario the options ask for. */

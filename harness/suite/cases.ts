@@ -175,6 +175,9 @@ const sockoptsSay = (errno: string): Check => (o) => {
 const ifOptionKnown = (known: Check, unknown: Check): Check => (o) =>
 	o.sockopts.length > 0 && o.sockopts.every((x) => x.errno === 'ENOPROTOOPT') ? unknown(o) : all(sockoptsSay(''), known)(o);
 
+/** The first datagram, and perhaps more, got no echo: what stock does to a client that sends at once. */
+const firstLost: Check = (o) => (o.lostIds[0] === 1 ? [] : [`datagram 1 was echoed (lost: ${o.lostIds.length ? o.lostIds.join(', ') : 'none'}), expected it lost`]);
+
 const acquires = (n: number): Check => (o) => (o.acquires === n ? [] : [`${o.acquires} ACQUIREs, expected ${n}`]);
 
 /**
@@ -511,6 +514,17 @@ export const CASES: readonly Case[] = [
 		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allEchoed(1900)) },
 		// Part 2: connect() says 0, POLLOUT waits for the SA, the one query is answered as it is installed.
 		resolved: all(probeRan, sendsSucceed, allEchoed(), releasedPromptly(RELEASE_SLACK)),
+	},
+	{
+		id: 'udp-thousand-datagrams',
+		title: 'a blocking UDP client sends 1,000 datagrams from the first moment, 1 ms apart: the first ones are lost while the SA is negotiated',
+		topology: 'transport',
+		// SO_RCVBUFFORCE 4 MiB: 1,000 echoes must not overflow the probe's own receive buffer.
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 1000, intervalMs: 1, timeoutMs: 3000, sockopts: ['1:33:4194304'] },
+		km: KM_FAST,
+		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, firstLost, acquires(1)) },
+		// Part 2: connect() waits for the SA, then every datagram is echoed; one ACQUIRE.
+		resolved: all(probeRan, connectWaitsForSa(RELEASE_SLACK), sendsSucceed, allEchoed(), acquires(1)),
 	},
 	strictConnect(4, 'udp-strict-connect'),
 	strictConnect(6, 'udp6-strict-connect'),

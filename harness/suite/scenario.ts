@@ -2,7 +2,7 @@ import { topology, type TopologyName } from '../net/topology.js';
 import { LarvalError } from '../util/errors.js';
 import { shellJoin } from '../util/shell.js';
 import type { Vm } from '../vm/vm.js';
-import { type KmBehaviour, Lab } from './lab.js';
+import { type KmBehaviour, kernelHasResolve, Lab } from './lab.js';
 
 export type KeyManagerChoice = 'test' | 'strongswan' | 'none';
 
@@ -11,6 +11,12 @@ export interface ScenarioOptions {
 	km?: KeyManagerChoice;
 	/** Run the command (or the shell) inside this network namespace. */
 	ns?: string;
+	/**
+	 * net.core.xfrm_resolve in every namespace of the topology.  Unset: 1
+	 * where the kernel has the series' switch (so the same command shows
+	 * stock and the series side by side), nothing on other kernels.
+	 */
+	resolve?: 0 | 1;
 }
 
 /** What `larval exec` and `larval shell` wrap a command in, once the guest is set up. */
@@ -40,6 +46,11 @@ export function parseTopologyName(v: string): TopologyName {
 	return v;
 }
 
+export function parseResolve(v: string): 0 | 1 {
+	if (v !== '0' && v !== '1') throw new LarvalError(`--resolve must be 0 or 1, not ${v}`);
+	return v === '1' ? 1 : 0;
+}
+
 export function parseKeyManager(v: string): KeyManagerChoice {
 	if (v !== 'test' && v !== 'strongswan' && v !== 'none') throw new LarvalError(`--km must be test, strongswan or none, not ${v}`);
 	return v;
@@ -48,6 +59,18 @@ export function parseKeyManager(v: string): KeyManagerChoice {
 /** /etc/hosts lines that name the far host PEER (IPv4) and PEER6 (IPv6). */
 export function peerHostsLines(v4: string, v6: string): string {
 	return `${v4}\tPEER peer\n${v6}\tPEER6 peer6\n`;
+}
+
+/** Applies --resolve (or its default) to every namespace; the value set, or null on a kernel without the switch. */
+async function setResolve(vm: Vm, namespaces: readonly string[], wanted: 0 | 1 | undefined): Promise<0 | 1 | null> {
+	const has = await kernelHasResolve(vm);
+	if (!has) {
+		if (wanted !== undefined) throw new LarvalError('--resolve: this kernel has no net.core.xfrm_resolve (only the patched kernel does)');
+		return null;
+	}
+	const value = wanted ?? 1;
+	await vm.run(namespaces.map((ns) => `ip netns exec ${shellJoin([ns])} sysctl -qw net.core.xfrm_resolve=${value}`).join(' && '));
+	return value;
 }
 
 /**
@@ -64,6 +87,7 @@ export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scen
 		const km = opts.km ?? 'test';
 		const lab = await Lab.setUp(vm, topology(opts.topology), km === 'strongswan' ? 'strongswan' : 'test');
 		const t = lab.topo;
+		const resolve = await setResolve(vm, t.namespaces, opts.resolve);
 		env.PEER = t.server.v4;
 		env.PEER6 = t.server.v6;
 		await vm.run(`cat >> /etc/hosts`, { stdin: Buffer.from(peerHostsLines(t.server.v4, t.server.v6)) });
@@ -74,7 +98,7 @@ export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scen
 			test: `test key manager in ${t.kmNamespace} (answers 50 ms after each ACQUIRE, log ${lab.kmLog})`,
 			strongswan: `strongSwan: charon in ${charonLogs.map((c) => c.ns).join(' and ')}, IKEv2 PSK, trap policies (logs ${charonLogs.map((c) => c.log).join(', ')})`,
 			none: `no key manager in ${t.kmNamespace}`,
-		}[km];
+		}[km] + (resolve === null ? '' : `; net.core.xfrm_resolve=${resolve} (--resolve ${1 - resolve} for ${resolve ? 'stock behaviour' : 'the series'})`);
 	}
 	// An ssh round trip (~0.1 s under TCG) that only --ns needs.
 	if (opts.ns) {

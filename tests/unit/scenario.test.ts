@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseKeyManager, parseTopologyName, peerHostsLines } from '../../harness/suite/scenario.js';
+import { parseKeyManager, parseResolve, parseTopologyName, peerHostsLines } from '../../harness/suite/scenario.js';
 
 describe('guest options of larval exec and shell', () => {
 	it('names the peers PEER and PEER6 (any case) in /etc/hosts format', () => {
@@ -11,5 +11,11 @@ describe('guest options of larval exec and shell', () => {
 		expect(() => parseTopologyName('mesh')).toThrow(/transport or tunnel/);
 		expect(parseKeyManager('none')).toBe('none');
 		expect(() => parseKeyManager('racoon')).toThrow(/test, strongswan or none/);
+	});
+
+	it('takes --resolve 0 or 1 only', () => {
+		expect(parseResolve('0')).toBe(0);
+		expect(parseResolve('1')).toBe(1);
+		expect(() => parseResolve('yes')).toThrow(/0 or 1/);
 	});
 });
