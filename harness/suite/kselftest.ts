@@ -1,5 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
+import { CFLAGS } from '../image/guest-programs.js';
+import { LarvalError } from '../util/errors.js';
 import { parseTap, type TapStream } from '../probe/tap.js';
 import { shellJoin } from '../util/shell.js';
 import type { Vm } from '../vm/vm.js';
@@ -14,19 +18,37 @@ export interface KselftestResult {
 }
 
 /**
- * Runs one of the series' net kselftests from the built tree in the guest:
- * the script and the helpers it sources are copied in, the same layout kept,
- * and its KTAP output parsed like every guest program's.
+ * The script's C helpers (TEST_GEN_FILES), built here as the guest
+ * programs are, static, since the guest has no compiler and no libc.
  */
-export async function runNetKselftest(vm: Vm, srcDir: string, script: string, timeoutMs = 600_000): Promise<KselftestResult> {
+async function buildHelper(base: string, name: string): Promise<Buffer> {
+	const dir = mkdtempSync(join(tmpdir(), 'larval-kselftest-'));
+	try {
+		const out = join(dir, name);
+		const r = await execa('gcc', [...CFLAGS, '-o', out, join(base, 'net', `${name}.c`)], { reject: false, all: true, timeout: 120_000 });
+		if (r.exitCode !== 0) throw new LarvalError(`kselftest helper net/${name}.c does not build:\n${r.all ?? ''}`);
+		return readFileSync(out);
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+/**
+ * Runs one of the series' net kselftests from the built tree in the guest:
+ * the script, the helpers it sources and the C helpers it runs (built
+ * here) are copied in, the same layout kept, and its KTAP output parsed
+ * like every guest program's.
+ */
+export async function runNetKselftest(vm: Vm, srcDir: string, script: string, opts: { helpers?: readonly string[]; timeoutMs?: number } = {}): Promise<KselftestResult> {
 	const base = join(srcDir, 'tools/testing/selftests');
 	const guestBase = '/tmp/selftests';
-	for (const rel of [...NET_SUPPORT, `net/${script}`]) {
+	const files: Array<[string, Buffer]> = [...NET_SUPPORT, `net/${script}`].map((rel) => [rel, readFileSync(join(base, rel))]);
+	for (const h of opts.helpers ?? []) files.push([`net/${h}`, await buildHelper(base, h)]);
+	for (const [rel, content] of files) {
 		const dest = `${guestBase}/${rel}`;
-		await vm.run(`mkdir -p ${shellJoin([dest.slice(0, dest.lastIndexOf('/'))])} && cat > ${shellJoin([dest])} && chmod +x ${shellJoin([dest])}`, {
-			stdin: readFileSync(join(base, rel)),
-		});
+		await vm.run(`mkdir -p ${shellJoin([dest.slice(0, dest.lastIndexOf('/'))])} && cat > ${shellJoin([dest])} && chmod +x ${shellJoin([dest])}`, { stdin: content });
 	}
+	const timeoutMs = opts.timeoutMs ?? 600_000;
 	const r = await vm.exec(`cd ${guestBase}/net && bash ./${shellJoin([script])}`, { timeoutMs });
 	return { status: r.code, tap: parseTap(r.stdout), output: `${r.stdout}${r.stderr}` };
 }
