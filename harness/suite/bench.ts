@@ -171,7 +171,7 @@ function fmt(x: number | null, unit = ''): string {
 }
 
 export function renderBench(rows: readonly BenchRow[]): string {
-	const header = ['kernel [mode]', 'release', 'steady 1-way', 'release/steady', 'SA set-up', '(release - set-up)/steady', 'woken send', 'trap connect - km', 'keyed connect', 'connect ratio'];
+	const header = ['kernel [mode]', 'release', 'steady 1-way', 'release/steady', 'SA set-up', '(release - set-up)/steady', 'woken sender', 'trap connect - km', 'keyed connect', 'connect ratio'];
 	const body = rows.map((r) => [
 		`${r.kernel} [${r.mode}]`,
 		r.releaseMs === null ? `lost ${r.lostReleases}/${r.repeats}` : `${fmt(r.releaseMs, ' ms')}${r.lostReleases ? ` (lost ${r.lostReleases}/${r.repeats})` : ''}`,
