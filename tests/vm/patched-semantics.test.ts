@@ -6,13 +6,14 @@ import { KernelSession } from '../../harness/suite/session.js';
 import { expectCellAsExpected } from './expect-cell.js';
 import { runNetKselftest } from '../../harness/suite/kselftest.js';
 import { bootGuest } from '../../harness/vm/guest.js';
+import { repeatFor } from './repeat.js';
 
 /**
  * The patched kernel: with net.core.xfrm_resolve=0 every stock expectation
  * must still hold (the series is safe to merge), and with xfrm_resolve=1
  * nothing is lost and held packets leave when the SA is installed.
  */
-const REPEAT = Number(process.env.LARVAL_REPEAT ?? 3);
+const REPEAT = repeatFor('patched');
 
 describe('semantics on patched', () => {
 	let session: KernelSession;

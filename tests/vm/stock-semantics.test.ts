@@ -4,6 +4,7 @@ import { CASES } from '../../harness/suite/cases.js';
 import { cellsOf } from '../../harness/suite/plan.js';
 import { KernelSession } from '../../harness/suite/session.js';
 import { expectCellAsExpected } from './expect-cell.js';
+import { repeatFor } from './repeat.js';
 
 /**
  * The bug reproductions: every case of the matrix on Debian's own kernel and
@@ -12,7 +13,7 @@ import { expectCellAsExpected } from './expect-cell.js';
  * each case runs REPEAT times and every run must be one of the behaviours
  * stock is known to show.
  */
-const REPEAT = Number(process.env.LARVAL_REPEAT ?? 3);
+const REPEAT = repeatFor('stock');
 
 describe.each(['distro', 'stock'])('stock semantics on %s', (kernelName) => {
 	let session: KernelSession | undefined;

@@ -6,6 +6,7 @@ import { cellsOf } from '../../harness/suite/plan.js';
 import { KernelSession } from '../../harness/suite/session.js';
 import { STRONGSWAN_CASES } from '../../harness/suite/strongswan-cases.js';
 import { expectCellAsExpected } from './expect-cell.js';
+import { repeatFor } from './repeat.js';
 
 /**
  * strongSwan as the key manager (issue 6): a charon on each side, IKEv2 with
@@ -15,7 +16,7 @@ import { expectCellAsExpected } from './expect-cell.js';
  * xfrm_resolve=0 behaves as stock.  A charon that does not start or does not
  * negotiate fails the case with its log's tail.
  */
-const REPEAT = Number(process.env.LARVAL_REPEAT ?? 3);
+const REPEAT = repeatFor('strongswan');
 
 describe.each(['distro', 'stock', 'patched'])('strongSwan on %s', (kernelName) => {
 	let session: KernelSession | undefined;
