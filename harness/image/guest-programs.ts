@@ -25,6 +25,20 @@ function sources(): { program: string[]; headers: string[] } {
 }
 
 /**
+ * Compiles one C file statically with the guest programs' flags: the guest
+ * has no libc of its own (apart from what `ip` and dropbear bring) and no
+ * compiler.  @includeDirs: extra -I directories.
+ */
+export async function compileStatic(src: string, out: string, includeDirs: readonly string[] = []): Promise<void> {
+	const r = await execa('gcc', [...CFLAGS, ...includeDirs.flatMap((d) => ['-I', d]), '-o', out, src], {
+		reject: false,
+		all: true,
+		timeout: 120_000,
+	});
+	if (r.exitCode !== 0) throw new LarvalError(`compiling ${src} failed`, r.all);
+}
+
+/**
  * Compiles the guest programs statically (the guest has no libc of its own
  * apart from what `ip` and dropbear bring), cached by source content.
  * Returns the binaries as guest path -> host path.
@@ -45,12 +59,7 @@ export async function buildGuestPrograms(): Promise<Map<string, string>> {
 	for (const src of missing) {
 		const name = basename(src, '.c');
 		const tmp = join(outDir, `${name}.tmp`);
-		const r = await execa('gcc', [...CFLAGS, '-I', join(vmImagesDir, 'lib'), '-o', tmp, src], {
-			reject: false,
-			all: true,
-			timeout: 120_000,
-		});
-		if (r.exitCode !== 0) throw new LarvalError(`compiling ${src} failed`, r.all);
+		await compileStatic(src, tmp, [join(vmImagesDir, 'lib')]);
 		renameSync(tmp, join(outDir, name));
 	}
 	for (const src of program) {

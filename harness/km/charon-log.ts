@@ -47,8 +47,3 @@ export function negotiationOf(lines: readonly CharonLine[]): Negotiation {
 		failures: lines.filter((l) => FAILURE.test(l.text)).map((l) => l.text),
 	};
 }
-
-/** The last @n lines, for an error message. */
-export function tail(text: string, n = 25): string {
-	return text.trimEnd().split('\n').slice(-n).join('\n');
-}

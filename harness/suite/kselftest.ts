@@ -1,9 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { CFLAGS } from '../image/guest-programs.js';
-import { LarvalError } from '../util/errors.js';
+import { compileStatic } from '../image/guest-programs.js';
 import { parseTap, type TapStream } from '../probe/tap.js';
 import { shellJoin } from '../util/shell.js';
 import type { Vm } from '../vm/vm.js';
@@ -17,16 +15,12 @@ export interface KselftestResult {
 	output: string;
 }
 
-/**
- * The script's C helpers (TEST_GEN_FILES), built here as the guest
- * programs are, static, since the guest has no compiler and no libc.
- */
+/** The script's C helpers (TEST_GEN_FILES), built here as the guest programs are. */
 async function buildHelper(base: string, name: string): Promise<Buffer> {
 	const dir = mkdtempSync(join(tmpdir(), 'larval-kselftest-'));
 	try {
 		const out = join(dir, name);
-		const r = await execa('gcc', [...CFLAGS, '-o', out, join(base, 'net', `${name}.c`)], { reject: false, all: true, timeout: 120_000 });
-		if (r.exitCode !== 0) throw new LarvalError(`kselftest helper net/${name}.c does not build:\n${r.all ?? ''}`);
+		await compileStatic(join(base, 'net', `${name}.c`), out);
 		return readFileSync(out);
 	} finally {
 		rmSync(dir, { recursive: true, force: true });

@@ -210,11 +210,8 @@ function waitForReady(log: string, what: string, tries = 200): string {
  * SA of one case can make the next look fast.
  */
 export class Lab {
-	private readonly charons: CharonInstance[];
-
-	private constructor(readonly vm: Vm, readonly topo: Topology, readonly keying: LabKeying) {
-		this.charons = keying === 'strongswan' ? charonInstances(topo) : [];
-	}
+	/** @charons: one per side with strongSwan, none with the test key manager. */
+	private constructor(readonly vm: Vm, readonly topo: Topology, readonly keying: LabKeying, private readonly charons: readonly CharonInstance[]) {}
 
 	/**
 	 * With strongSwan only the network is built: the charons install every
@@ -222,8 +219,9 @@ export class Lab {
 	 */
 	static async setUp(vm: Vm, topo: Topology, keying: LabKeying = 'test'): Promise<Lab> {
 		const keys = `${RUN_DIR}/keys-${topo.name}`;
+		const charons = keying === 'strongswan' ? charonInstances(topo) : [];
 		const keyingSetup = keying === 'strongswan'
-			? [...topo.network, ...writeConfigs(charonInstances(topo))]
+			? [...topo.network, ...writeConfigs(charons)]
 			: [...topo.setup, `cat > ${keys} <<'KEYS'\n${keyingTable(topo)}KEYS`];
 		const script = [
 			'set -e',
@@ -236,7 +234,7 @@ export class Lab {
 		if (r.code !== 0) {
 			throw new LarvalError(`setting up the ${topo.name} topology failed (status ${r.code})`, `${r.stdout}${r.stderr}`.trim());
 		}
-		return new Lab(vm, topo, keying);
+		return new Lab(vm, topo, keying, charons);
 	}
 
 	peer(family: Family): string {

@@ -1,7 +1,8 @@
 import type { TapPoint } from '../probe/tap.js';
 import type { CaseRun } from './lab.js';
 import { outboundInstallNs } from '../probe/event-log.js';
-import { type Negotiation, negotiationOf, parseCharonLog, tail } from '../km/charon-log.js';
+import { type Negotiation, negotiationOf, parseCharonLog } from '../km/charon-log.js';
+import { tailLines } from '../util/errors.js';
 
 /** One socket call as the probe saw it. */
 export interface CallOutcome {
@@ -39,6 +40,9 @@ export interface Outcome {
 	complete: boolean;
 	problems: string[];
 }
+
+/** Lines of the near side's charon log a failed strongSwan case shows. */
+const CHARON_TAIL_LINES = 25;
 
 function num(v: unknown, fallback = NaN): number {
 	return typeof v === 'number' ? v : typeof v === 'string' && v !== '' && !Number.isNaN(Number(v)) ? Number(v) : fallback;
@@ -85,7 +89,7 @@ export function outcomeOf(run: CaseRun): Outcome {
 		rttMs: Array.isArray(recv.rtt_ms) ? (recv.rtt_ms as unknown[]).map((x) => num(x)) : [],
 		lostIds: Array.isArray(recv.lost_ids) ? (recv.lost_ids as unknown[]).map((x) => num(x)) : [],
 		charon: sides.length
-			? { ...sides[0]!, failures: sides.flatMap((n, i) => n.failures.map((f) => `${charonLogs[i]!.ns}: ${f}`)), tail: tail(charonLogs[0]!.log) }
+			? { ...sides[0]!, failures: sides.flatMap((n, i) => n.failures.map((f) => `${charonLogs[i]!.ns}: ${f}`)), tail: tailLines(charonLogs[0]!.log, CHARON_TAIL_LINES) }
 			: undefined,
 		acquires: run.km.filter((e) => e.kind === 'ACQUIRE').length,
 		installs: installs.length,

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { negotiationOf, parseCharonLog, tail } from '../../harness/km/charon-log.js';
+import { negotiationOf, parseCharonLog } from '../../harness/km/charon-log.js';
+import { tailLines } from '../../harness/util/errors.js';
 import { CHARON_PLUGINS, charonInstances, pluginPaths, startCharons, stopCharons, strongswanConf, swanctlConf } from '../../harness/km/strongswan.js';
 import { transportTopology, tunnelTopology } from '../../harness/net/topology.js';
 
@@ -71,6 +72,6 @@ describe("charon's log", () => {
 	it('ignores lines that are not log lines, and keeps the tail', () => {
 		expect(parseCharonLog('garbage\n1.002 05[IKE] x y\n')).toEqual([{ tMs: 1002, group: 'IKE', text: 'x y' }]);
 		expect(negotiationOf([])).toEqual({ ms: null, acquires: 0, established: [], failures: [] });
-		expect(tail('a\nb\nc\n', 2)).toBe('b\nc');
+		expect(tailLines('a\nb\nc\n', 2)).toBe('b\nc');
 	});
 });
