@@ -5,6 +5,7 @@ import { textTable } from '../report/table.js';
 import { bootGuest } from '../vm/guest.js';
 import { type Mode, RESOLVE_1, STOCK_MODES } from './cases.js';
 import { type CaseRun, kernelHasResolve, Lab } from './lab.js';
+import { msAfterInstall, runWaiters } from './waiters.js';
 
 /**
  * Figures measured side by side in one guest, each the median of repeats,
@@ -42,9 +43,22 @@ export interface BenchRow {
 	trapConnectMs: number | null;
 	keyedConnectMs: number | null;
 	connectRatio: number | null;
+	/**
+	 * NEWSA to the last of N sockets waiting on that acquire seeing POLLOUT
+	 * (epoll, larval-waiters), for 1 and for WAKE_MANY sockets; the series'
+	 * mode only (stock wakes nobody: its sockets are writable throughout).
+	 */
+	wakeOneMs: number | null;
+	wakeManyMs: number | null;
+	wakeRatio: number | null;
 	lostReleases: number;
 	repeats: number;
 }
+
+/** The many-waiters side of the wake-cost figure (issue #7: 1 vs 1,000). */
+export const WAKE_MANY = 1000;
+/** Every socket waits well before the installation: set-up takes 0.1 s for 1,000 under TCG. */
+const WAKE_KM_DELAY_MS = 1000;
 
 export function median(xs: readonly number[]): number | null {
 	const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
@@ -117,8 +131,16 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 			const steady: number[] = [];
 			const trap: number[] = [];
 			const keyed: number[] = [];
+			const wakeOne: number[] = [];
+			const wakeMany: number[] = [];
 			let lost = 0;
 			for (let i = 0; i < repeat; i++) {
+				if (mode === RESOLVE_1) {
+					for (const [sockets, into] of [[1, wakeOne], [WAKE_MANY, wakeMany]] as const) {
+						const w = await runWaiters(lab, { family: 4, sockets, peers: 'one', kmDelayMs: WAKE_KM_DELAY_MS }, mode.sysctls);
+						if (w.woken === sockets && !w.writableAtOnce) into.push(msAfterInstall(w, w.lastWakeNs));
+					}
+				}
 				const held = await lab.run({ family: 4, proto: 'udp', mode: 'nonblock', count: 1, noConnect: true }, { delayMs: 50 }, mode.sysctls);
 				const r = releaseLatencyMs(held);
 				if (r === null) lost++;
@@ -143,6 +165,8 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 			const steadyOneWayMs = median(steady);
 			const trapConnectMs = median(trap);
 			const keyedConnectMs = median(keyed);
+			const wakeOneMs = median(wakeOne);
+			const wakeManyMs = median(wakeMany);
 			rows.push({
 				kernel: kernel.name,
 				mode: mode.id,
@@ -156,6 +180,9 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 				trapConnectMs,
 				keyedConnectMs,
 				connectRatio: trapConnectMs !== null && keyedConnectMs ? trapConnectMs / keyedConnectMs : null,
+				wakeOneMs,
+				wakeManyMs,
+				wakeRatio: wakeOneMs && wakeManyMs !== null ? wakeManyMs / wakeOneMs : null,
 				lostReleases: lost,
 				repeats: repeat,
 			});
@@ -184,5 +211,17 @@ export function renderBench(rows: readonly BenchRow[]): string {
 		fmt(r.keyedConnectMs, ' ms'),
 		r.connectRatio === null ? 'n/a' : `${fmt(r.connectRatio)}x`,
 	]);
-	return textTable(header, body);
+	const wakes = rows.filter((r) => r.wakeOneMs !== null || r.wakeManyMs !== null);
+	if (!wakes.length) return textTable(header, body);
+	const wakeTable = textTable(
+		['kernel [mode]', 'wake 1 socket', `wake ${WAKE_MANY} sockets`, `${WAKE_MANY}/1`, 'per extra socket'],
+		wakes.map((r) => [
+			`${r.kernel} [${r.mode}]`,
+			fmt(r.wakeOneMs, ' ms'),
+			fmt(r.wakeManyMs, ' ms'),
+			r.wakeRatio === null ? 'n/a' : `${fmt(r.wakeRatio)}x`,
+			r.wakeOneMs !== null && r.wakeManyMs !== null ? `${(((r.wakeManyMs - r.wakeOneMs) * 1000) / (WAKE_MANY - 1)).toFixed(1)} us` : 'n/a',
+		]),
+	);
+	return `${textTable(header, body)}\n\nWake cost: the key manager's NEWSA to the last waiting socket seeing POLLOUT (epoll), one acquire\n${wakeTable}`;
 }

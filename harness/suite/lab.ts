@@ -59,7 +59,8 @@ export interface CaseRun {
 /** Who keys the topology: the test key manager (far side static, near side on ACQUIRE) or a charon on each side. */
 export type LabKeying = 'test' | 'strongswan';
 
-const RUN_DIR = '/run/larval';
+/** Where guest-side logs and scratch files of a lab live. */
+export const RUN_DIR = '/run/larval';
 
 /** Whether the guest's kernel has the series' switch, net.core.xfrm_resolve. */
 export async function kernelHasResolve(vm: Vm): Promise<boolean> {
@@ -176,7 +177,7 @@ function settleTcp(namespaces: readonly string[]): string {
  * answers the next case's ACQUIRE and makes it look fast.  (Debian's busybox
  * has no pkill/pgrep; killall and pidof it has.)  SIGKILL after 2 s.
  */
-function stopKeyManagers(): string {
+export function stopKeyManagers(): string {
 	return [
 		'killall -TERM larval-km 2>/dev/null',
 		'n=0; while pidof larval-km >/dev/null && [ $n -lt 100 ]; do sleep 0.02; n=$((n+1)); done',
@@ -186,16 +187,28 @@ function stopKeyManagers(): string {
 	].join('\n');
 }
 
+/**
+ * Sets a run's sysctls in @ns, from the defaults: a mode sets only what it
+ * changes, and the last run's settings must not carry over.  A sysctl the
+ * kernel lacks ends the script as not ready.
+ */
+export function sysctlSteps(ns: string, sysctls: Readonly<Record<string, string | number>>): string[] {
+	return [
+		...Object.entries(SYSCTL_DEFAULTS).map(([k, v]) => `[ -e /proc/sys/${k.replace(/\./g, '/')} ] && ip netns exec ${ns} sysctl -qw ${k}=${v}`),
+		...Object.entries(sysctls).map(([k, v]) => `ip netns exec ${ns} sysctl -qw ${shellJoin([`${k}=${v}`])} || { echo "=== not-ready"; echo "sysctl ${k} is missing"; exit 91; }`),
+	];
+}
+
 function keyUp(ns: string, peer: string): string {
 	return `n=0; until ip netns exec ${ns} ping -c 1 -W 1 ${peer} >/dev/null 2>&1; do n=$((n+1)); [ $n -ge 5 ] && { echo "=== not-ready"; echo "no SA after 5 pings"; exit 93; }; done`;
 }
 
-function background(ns: string, args: readonly string[], stderr: string): string {
+export function background(ns: string, args: readonly string[], stderr: string): string {
 	// setsid + redirections: the ssh channel closes while the program runs on.
 	return `ip netns exec ${ns} setsid ${shellJoin(args)} </dev/null >/dev/null 2>${stderr} &`;
 }
 
-function waitForReady(log: string, what: string, tries = 200): string {
+export function waitForReady(log: string, what: string, tries = 200): string {
 	return [
 		`i=0; until grep -q READY ${log} 2>/dev/null; do`,
 		`  i=$((i + 1)); [ $i -gt ${tries} ] && { echo "=== not-ready"; echo "${what}"; cat ${log}.err 2>/dev/null; exit 90; }`,
@@ -334,9 +347,7 @@ export class Lab {
 		const script = [
 			'set -u',
 			...keying.reset,
-			// Back to the defaults first: a mode sets only what it changes, and the last case's settings must not carry over.
-			...Object.entries(SYSCTL_DEFAULTS).map(([k, v]) => `[ -e /proc/sys/${k.replace(/\./g, '/')} ] && ip netns exec ${ns} sysctl -qw ${k}=${v}`),
-			...Object.entries(sysctls).map(([k, v]) => `ip netns exec ${ns} sysctl -qw ${shellJoin([`${k}=${v}`])} || { echo "=== not-ready"; echo "sysctl ${k} is missing"; exit 91; }`),
+			...sysctlSteps(ns, sysctls),
 			...keying.start,
 			...(opts.keyedFirst ? [keyUp(t.client.ns, this.peer(probe.family))] : []),
 			...(opts.fromServer ? inbound.map((s) => `ip -n ${ns} ${shellJoin(stateAdd(s))}`) : []),

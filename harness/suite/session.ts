@@ -66,7 +66,8 @@ export class KernelSession {
 		return kernelHasResolve(g.vm);
 	}
 
-	private async lab(name: TopologyName): Promise<Lab> {
+	/** The topology's lab in this session's guest (booting the guest and setting the lab up on first use). */
+	async lab(name: TopologyName): Promise<Lab> {
 		await this.ensureGuest();
 		let lab = this.labs.get(name);
 		if (!lab) {
@@ -101,12 +102,17 @@ export class KernelSession {
 			cell.error = (e as Error).message + ((e as { detail?: string }).detail ? `\n${(e as { detail?: string }).detail}` : '');
 			progress(`${this.kernel.name} ${c.id} [${mode.id}]: ${cell.error.split('\n')[0]}`);
 		}
-		if (this.guest) {
-			const all = this.guest.vm.findings();
-			cell.findings = all.slice(this.seenFindings);
-			this.seenFindings = all.length;
-		}
+		cell.findings = this.newFindings();
 		return cell;
+	}
+
+	/** Console findings (oopses, lockdep, KASAN, ...) since the last call: they belong to what ran in between. */
+	newFindings(): ConsoleFinding[] {
+		if (!this.guest) return [];
+		const all = this.guest.vm.findings();
+		const fresh = all.slice(this.seenFindings);
+		this.seenFindings = all.length;
+		return fresh;
 	}
 
 	async close(failed = false): Promise<string | null> {
