@@ -11,7 +11,7 @@ import { formatFindings } from './vm/console-scan.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { resultsRoot } from './util/paths.js';
-import { CASES, findCase } from './suite/cases.js';
+import { CASES, findCase, RESOLVE_1 } from './suite/cases.js';
 import { runMatrix, selectCases } from './suite/plan.js';
 import { type CellResult, cellPassed, cellText } from './suite/session.js';
 import { narrate } from './suite/outcome.js';
@@ -179,7 +179,7 @@ async function cmdRepro(args: ParsedArgs): Promise<number> {
 	const name = args.positional[0];
 	if (!name || name === 'list') {
 		const width = Math.max(...CASES.map((c) => c.id.length));
-		for (const c of CASES) console.log(`${c.id.padEnd(width)}  ${c.title}  [${Object.keys(c.stock).join(', ')}]`);
+		for (const c of CASES) console.log(`${c.id.padEnd(width)}  ${c.title}  [${[...Object.keys(c.stock), ...(c.resolved ? [RESOLVE_1.id] : [])].join(', ')}]`);
 		return 0;
 	}
 	const c = findCase(name);

@@ -1,5 +1,5 @@
 import type { TopologyName } from '../net/topology.js';
-import type { KmBehaviour, ProbeSpec } from './lab.js';
+import type { DuringStep, KmBehaviour, ProbeSpec } from './lab.js';
 import type { Outcome } from './outcome.js';
 
 /**
@@ -32,6 +32,8 @@ export interface Case {
 	sysctls?: Record<string, number>;
 	/** The far side sends, so that the near kernel's reply waits for the SA (Lab.run). */
 	fromServer?: boolean;
+	/** Faults injected while the probe runs (Lab.run). */
+	during?: readonly DuringStep[];
 	/** What stock Linux does in each mode (sa-resolution.md section 1). */
 	stock: Partial<Record<string, Check>>;
 	/**
@@ -77,6 +79,17 @@ const pollOutAfter = (minMs: number, maxMs: number): Check => (o) => {
 	if (p.soError) out.push(`SO_ERROR ${p.soError}`);
 	if (!Number.isFinite(p.waitedMs)) out.push('poll() wait missing from the probe output');
 	else if (p.waitedMs < minMs || p.waitedMs > maxMs) out.push(`POLLOUT after ${Math.round(p.waitedMs)} ms, expected ${minMs}..${maxMs} ms`);
+	return out;
+};
+
+/** poll() after EINPROGRESS ends with the failure: POLLOUT and POLLERR, SO_ERROR @errno, after @minMs..@maxMs. */
+const pollFailsWith = (errno: string, minMs: number, maxMs: number): Check => (o) => {
+	const p = o.pollConnect;
+	if (!p) return ['no poll() after connect() recorded'];
+	const out: string[] = [];
+	for (const flag of ['POLLOUT', 'POLLERR']) if (!p.revents.includes(flag)) out.push(`poll() gave ${p.revents || 'nothing'}, expected ${flag}`);
+	if (p.soError !== errno) out.push(`SO_ERROR ${p.soError || '0'}, expected ${errno}`);
+	if (!(p.waitedMs >= minMs && p.waitedMs <= maxMs)) out.push(`poll() returned after ${Math.round(p.waitedMs)} ms, expected ${minMs}..${maxMs} ms`);
 	return out;
 };
 
@@ -179,6 +192,13 @@ const ifOptionKnown = (known: Check, unknown: Check): Check => (o) =>
 const firstLost: Check = (o) => (o.lostIds[0] === 1 ? [] : [`datagram 1 was echoed (lost: ${o.lostIds.length ? o.lostIds.join(', ') : 'none'}), expected it lost`]);
 
 const acquires = (n: number): Check => (o) => (o.acquires === n ? [] : [`${o.acquires} ACQUIREs, expected ${n}`]);
+const acquiresAtLeast = (n: number): Check => (o) => (o.acquires >= n ? [] : [`${o.acquires} ACQUIREs, expected at least ${n}`]);
+
+/** The peer refused nothing for want of IPsec: no packet of the run left in clear. */
+const nothingInClear: Check = (o) => (o.clearAtPeer === 0 ? [] : [`the peer dropped ${o.clearAtPeer} packet(s) that came in clear`]);
+
+const mostEchoed = (fraction: number): Check => (o) =>
+	o.sent > 0 && o.received >= o.sent * fraction ? [] : [`${o.received}/${o.sent} echoed, expected at least ${Math.round(fraction * 100)} %`];
 
 /**
  * The key manager answers 50 ms after the ACQUIRE, as a fast IKE exchange
@@ -305,6 +325,26 @@ const strictConnect = (family: 4 | 6, id: string): Case => {
 	};
 };
 
+/**
+ * The strict socket's acquire fails (the key manager never answers, the
+ * larval state expires after 1 s): as for a TCP connect() that fails,
+ * poll() wakes it with POLLERR and SO_ERROR says EHOSTUNREACH.  Its next
+ * send() routes again, meets a fresh acquire, and is told EAGAIN.
+ */
+const strictConnectFails = (family: 4 | 6, id: string): Case => {
+	const resolved = all(probeRan, connectReturns('EINPROGRESS'), connectAgainReturns('EALREADY'), pollFailsWith('EHOSTUNREACH', 900, 3500), everySendFails('EAGAIN'));
+	return {
+		id,
+		title: `key manager never answers, the larval state expires after 1 s: non-blocking UDP connect() over IPv${family} from a socket asking for EINPROGRESS (IP${family === 6 ? 'V6' : ''}_XFRM_RESOLVE_STRICT): unknown option, connect() says 0 and the datagram is lost`,
+		topology: 'transport',
+		probe: { family, proto: 'udp', mode: 'nonblock', count: 1, timeoutMs: 4000, sockopts: [`${XFRM_RESOLVE_OPTION[family]}:${XFRM_RESOLVE_STRICT}`] },
+		km: { never: true },
+		sysctls: { 'net.core.xfrm_acq_expires': 1 },
+		stock: { 'larval_drop=1': ifOptionKnown(resolved, all(probeRan, connectReturns(''), sendsSucceed, allLost)) },
+		resolved: all(sockoptsSay(''), resolved),
+	};
+};
+
 /** A socket opts out (IP_XFRM_RESOLVE_OFF): stock semantics for it alone, even with xfrm_resolve=1. */
 const optOut = (family: 4 | 6, id: string): Case => {
 	const lost = all(probeRan, connectReturns('', 0, 40), sendsSucceed, allLost);
@@ -345,6 +385,69 @@ const pollOutThenSend = (family: 4 | 6, id: string, proto: 'udp' | 'raw' | 'ping
 	stock: { 'larval_drop=1': all(probeRan, pollOutAfter(0, 40), sendsSucceed, allLost) },
 	resolved: all(probeRan, pollOutAfter(40, 600), sendsSucceed, allEchoed()),
 });
+
+// ---- faults (issue #7): the series' behaviour when the world changes mid-wait --
+
+/** A step in the near side's namespace (the key manager's), @afterMs into the probe. */
+const nearStep = (afterMs: number, command: (ns: string) => string): DuringStep => ({ afterMs, run: (t) => command(t.kmNamespace) });
+
+/**
+ * Fault cases exist only where the series does (no stock rows): each
+ * asserts the documented error, that no packet left in clear where the
+ * policy still stood, and (through the session) a clean console.
+ */
+const FAULT_CASES: readonly Case[] = [
+	{
+		id: 'fault-policy-flush-during-connect',
+		title: 'fault: the policies are flushed 300 ms into a blocking UDP connect() waiting for its SA: connect() fails with EHOSTUNREACH then, and the next send() routes again (in clear: no policy is left)',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 1, timeoutMs: 3000 },
+		km: { never: true },
+		during: [nearStep(300, (ns) => `ip -n ${ns} xfrm policy flush`)],
+		stock: {},
+		resolved: all(probeRan, connectReturns('EHOSTUNREACH', 250, 1500), sendsSucceed, acquires(1)),
+	},
+	{
+		id: 'fault-sa-flush-during-connect',
+		title: 'fault: the acquire is flushed 300 ms into a blocking UDP connect(): EHOSTUNREACH then; the next send() starts a new acquire and waits for it (interrupted by the probe\'s watchdog)',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 1, timeoutMs: 1200 },
+		km: { never: true },
+		during: [nearStep(300, (ns) => `ip -n ${ns} xfrm state flush`)],
+		stock: {},
+		resolved: all(probeRan, connectReturns('EHOSTUNREACH', 250, 1000), everySendFails('EINTR', 800, 2000), acquires(2), nothingInClear),
+	},
+	{
+		id: 'fault-sa-flush-during-tcp-connect',
+		title: 'fault: the acquire is flushed 300 ms into a blocking TCP connect() (its SYN held): the SYN is dropped and answered with ICMP unreachable, connect() fails with EHOSTUNREACH',
+		topology: 'transport',
+		probe: { family: 6, proto: 'tcp', mode: 'block', count: 1, timeoutMs: 3000 },
+		km: { never: true },
+		during: [nearStep(300, (ns) => `ip -n ${ns} xfrm state flush`)],
+		stock: {},
+		resolved: all(probeRan, connectReturns('EHOSTUNREACH', 250, 1500), nothingInClear),
+	},
+	{
+		id: 'fault-resolve-flipped-under-traffic',
+		title: 'fault: net.core.xfrm_resolve flipped 0/1 every 30 ms while a blocking UDP client sends 60 datagrams: nothing leaves in clear, no call fails',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 60, intervalMs: 20, timeoutMs: 2000 },
+		km: KM_FAST,
+		during: [nearStep(0, (ns) => `i=0; while [ $i -lt 40 ]; do ip netns exec ${ns} sysctl -qw net.core.xfrm_resolve=$((i % 2)); sleep 0.03; i=$((i + 1)); done; ip netns exec ${ns} sysctl -qw net.core.xfrm_resolve=1`)],
+		stock: {},
+		resolved: all(probeRan, sendsSucceed, nothingInClear),
+	},
+	{
+		id: 'fault-sa-churn-under-traffic',
+		title: 'fault: the SAs are flushed every 250 ms for 3 s (each flush a new ACQUIRE, answered in 50 ms) while a blocking UDP client sends 150 datagrams: nothing in clear, no call fails, nearly all echoed',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 150, intervalMs: 20, timeoutMs: 2000 },
+		km: KM_FAST,
+		during: [nearStep(200, (ns) => `i=0; while [ $i -lt 12 ]; do ip -n ${ns} xfrm state flush; sleep 0.25; i=$((i + 1)); done`)],
+		stock: {},
+		resolved: all(probeRan, sendsSucceed, nothingInClear, acquiresAtLeast(6), mostEchoed(0.9)),
+	},
+];
 
 export const CASES: readonly Case[] = [
 	tcpConnect('transport', 4, 'tcp-connect-blackhole'),
@@ -528,6 +631,8 @@ export const CASES: readonly Case[] = [
 	},
 	strictConnect(4, 'udp-strict-connect'),
 	strictConnect(6, 'udp6-strict-connect'),
+	strictConnectFails(4, 'udp-strict-connect-acquire-fails'),
+	strictConnectFails(6, 'udp6-strict-connect-acquire-fails'),
 	optOut(4, 'udp-opt-out'),
 	optOut(6, 'udp6-opt-out'),
 	{
@@ -545,6 +650,7 @@ export const CASES: readonly Case[] = [
 	datagramsLost('tunnel', 4, 'udp', 'tunnel-udp-lost'),
 	datagramsLost('tunnel', 6, 'udp', 'tunnel-udp6-lost'),
 	datagramsLost('tunnel', 4, 'ping', 'tunnel-ping-lost', 1),
+	...FAULT_CASES,
 ];
 
 export function findCase(id: string): Case | undefined {

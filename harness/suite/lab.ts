@@ -52,6 +52,10 @@ export interface CaseRun {
 	kmStderr: string;
 	echo: GuestEvent[];
 	xfrmStat: Record<string, number>;
+	/** How the probe's peer's counters moved during the run: what it refused to take in clear shows here. */
+	peerXfrmStat: Record<string, number>;
+	/** What each fault step printed. */
+	duringOutput: string[];
 	/** With strongSwan: each charon's log for this run, near side (the initiator) first. */
 	charonLogs?: Array<{ ns: string; log: string }>;
 }
@@ -83,6 +87,14 @@ export interface RunOptions {
 	 * reply the near kernel generates (echo reply, RST), not a socket's packet.
 	 */
 	fromServer?: boolean;
+	/** Faults injected while the probe runs: each command starts in the background @afterMs into the probe. */
+	during?: readonly DuringStep[];
+}
+
+/** A shell command a case runs beside its probe (flush the SAs, flip a sysctl, ...), as root in the guest. */
+export interface DuringStep {
+	afterMs: number;
+	run: (t: Topology) => string;
 }
 
 /** The far side's name server (larval-echo --dns): answers every query with "no records". */
@@ -132,6 +144,11 @@ export function splitSections(out: string): Map<string, string> {
 	}
 	if (name) sections.set(name, lines.join('\n'));
 	return sections;
+}
+
+/** @after - @before per counter (counters of a namespace the runs share only grow). */
+export function counterDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+	return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
 }
 
 export function parseXfrmStat(text: string): Record<string, number> {
@@ -339,6 +356,7 @@ export class Lab {
 		const ns = t.kmNamespace;
 		if (opts.fromServer && t.client.ns !== ns) throw new LarvalError(`probes from the server side need the key manager on the client (${t.name} has it in ${ns})`);
 		if (opts.fromServer && this.keying === 'strongswan') throw new LarvalError('probes from the server side need the far side\'s static SAs, which strongSwan labs do not have');
+		const peerNs = opts.fromServer ? t.client.ns : t.server.ns;
 		const [probeNs, target] = opts.fromServer ? [t.server.ns, this.address(t.client, probe.family)] : [t.client.ns, this.peer(probe.family)];
 		const inbound = t.nearStates.filter((s) => s.dst === this.address(t.client, probe.family));
 		const keying = this.keyingSteps(km);
@@ -352,7 +370,11 @@ export class Lab {
 			...(opts.keyedFirst ? [keyUp(t.client.ns, this.peer(probe.family))] : []),
 			...(opts.fromServer ? inbound.map((s) => `ip -n ${ns} ${shellJoin(stateAdd(s))}`) : []),
 			...echoLogs.map((l, i) => `e${i}=$(wc -l < ${l})`),
+			`ip netns exec ${peerNs} cat /proc/net/xfrm_stat >${RUN_DIR}/peer-stat-before`,
+			...(opts.during ?? []).map((d, i) => `( sleep ${(d.afterMs / 1000).toFixed(3)}; ${d.run(t)} ) >${RUN_DIR}/during-${i}.out 2>&1 & d${i}=$!`),
 			`ip netns exec ${probeNs} ${shellJoin(probeArgs(target, probe))} >${RUN_DIR}/probe.tap 2>${RUN_DIR}/probe.err; st=$?`,
+			// A fault step outliving the probe would change the next case: stopped here, and its output reported.
+			...(opts.during ?? []).map((_, i) => `kill $d${i} 2>/dev/null; wait $d${i} 2>/dev/null`),
 			settleTcp([t.client.ns, t.server.ns]),
 			...keying.stop,
 			'echo "=== probe-status"; echo $st',
@@ -362,6 +384,9 @@ export class Lab {
 			'echo "=== echo"',
 			...echoLogs.map((l, i) => `tail -n +$((e${i} + 1)) ${l}`),
 			`echo "=== xfrm-stat"; ip netns exec ${ns} cat /proc/net/xfrm_stat`,
+			`echo "=== peer-xfrm-stat-before"; cat ${RUN_DIR}/peer-stat-before`,
+			`echo "=== peer-xfrm-stat"; ip netns exec ${peerNs} cat /proc/net/xfrm_stat`,
+			...(opts.during ?? []).map((_, i) => `echo "=== during-${i}"; cat ${RUN_DIR}/during-${i}.out`),
 		].join('\n');
 		const r = await this.vm.exec(script, { timeoutMs });
 		const s = splitSections(r.stdout);
@@ -376,6 +401,8 @@ export class Lab {
 			kmStderr: s.get('km-stderr')?.trim() ?? '',
 			echo: parseEventLog(s.get('echo') ?? ''),
 			xfrmStat: parseXfrmStat(s.get('xfrm-stat') ?? ''),
+			peerXfrmStat: counterDelta(parseXfrmStat(s.get('peer-xfrm-stat-before') ?? ''), parseXfrmStat(s.get('peer-xfrm-stat') ?? '')),
+			duringOutput: (opts.during ?? []).map((_, i) => s.get(`during-${i}`)?.trim() ?? ''),
 			charonLogs: this.charons.length ? this.charons.map((c, i) => ({ ns: c.ns, log: s.get(`charon-${i}`) ?? '' })) : undefined,
 		};
 	}

@@ -28,6 +28,12 @@ export interface Outcome {
 	rttMs: number[];
 	acquires: number;
 	installs: number;
+	/**
+	 * Packets the probe's peer refused for want of IPsec (its inbound
+	 * policy requires ESP): what left in clear.  XfrmInTmplMismatch,
+	 * XfrmInNoPols and XfrmInPolBlock of the peer's namespace during the run.
+	 */
+	clearAtPeer: number;
 	/** ms from the probe's start to the key manager's NEWSA for the outbound SA. */
 	installAtMs: number | null;
 	/** The key manager's log, `<ms since probe start> KIND fields`, for reports and debugging. */
@@ -40,6 +46,9 @@ export interface Outcome {
 	complete: boolean;
 	problems: string[];
 }
+
+/** The peer's counters of packets that arrived in clear where its policy wants ESP. */
+const CLEAR_COUNTERS = ['XfrmInTmplMismatch', 'XfrmInNoPols', 'XfrmInPolBlock'];
 
 /** Lines of the near side's charon log a failed strongSwan case shows. */
 const CHARON_TAIL_LINES = 25;
@@ -92,6 +101,7 @@ export function outcomeOf(run: CaseRun): Outcome {
 			? { ...sides[0]!, failures: sides.flatMap((n, i) => n.failures.map((f) => `${charonLogs[i]!.ns}: ${f}`)), tail: tailLines(charonLogs[0]!.log, CHARON_TAIL_LINES) }
 			: undefined,
 		acquires: run.km.filter((e) => e.kind === 'ACQUIRE').length,
+		clearAtPeer: CLEAR_COUNTERS.reduce((n, k) => n + (run.peerXfrmStat[k] ?? 0), 0),
 		installs: installs.length,
 		installAtMs: installedNs !== null && startNs !== null ? Number(installedNs - startNs) / 1e6 : null,
 		kmLog: run.km.map((e) => `${startNs === null ? String(e.tNs) : (Number(e.tNs - startNs) / 1e6).toFixed(1)} ${e.kind} ${Object.entries(e.fields).map(([k, v]) => `${k}=${v}`).join(' ')}`),
@@ -122,6 +132,7 @@ export function describeOutcome(o: Outcome): string {
 		parts.push(o.received === 0 ? `lost ${o.lost}/${o.sent}` : o.lost ? `lost ${o.lost}/${o.sent}, first reply ${round(o.firstReplyMs ?? NaN)}` : `${o.received}/${o.sent} replied, first ${round(o.firstReplyMs ?? NaN)}`);
 	}
 	if (o.charon) parts.push(o.charon.ms === null ? 'no CHILD_SA' : `IKE ${Math.round(o.charon.ms)} ms`);
+	if (o.clearAtPeer) parts.push(`${o.clearAtPeer} in clear at the peer`);
 	// A few round trips tell the stale-queue story (each ~100 ms); more would crowd the cell.
 	if (o.rttMs.length >= 2 && o.rttMs.length <= 5) parts.push(`rtt ${o.rttMs.map((r) => Math.round(r)).join('/')} ms`);
 	if (!o.complete) parts.push('PROBE FAILED');

@@ -93,7 +93,7 @@ export class KernelSession {
 			for (let i = 0; i < repeat; i++) {
 				const lab = await this.lab(c.topology);
 				cell.accel = this.accel;
-				const o = outcomeOf(await lab.run(c.probe, c.km, { ...mode.sysctls, ...c.sysctls }, { fromServer: c.fromServer }));
+				const o = outcomeOf(await lab.run(c.probe, c.km, { ...mode.sysctls, ...c.sysctls }, { fromServer: c.fromServer, during: c.during }));
 				cell.outcomes.push(o);
 				cell.violations.push(check(o));
 				progress(`${this.kernel.name} ${c.id} [${mode.id}] run ${i + 1}/${repeat}: ${describeOutcome(o)}`);

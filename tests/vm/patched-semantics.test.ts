@@ -35,7 +35,7 @@ describe('semantics on patched', () => {
 			const r = await runNetKselftest(guest.vm, kernel.srcDir!, 'xfrm_resolve.sh', { helpers: ['xfrm_resolve_sock'] });
 			const failed = r.tap.points.filter((p) => !p.ok).map((p) => p.name);
 			expect(failed, r.output).toEqual([]);
-			expect(r.tap.points.length, r.output).toBeGreaterThanOrEqual(36);
+			expect(r.tap.points.length, r.output).toBeGreaterThanOrEqual(40);
 			expect(r.tap.complete, r.output).toBe(true);
 			expect(r.status, r.output).toBe(0);
 		} finally {
