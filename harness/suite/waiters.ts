@@ -18,6 +18,8 @@ export interface WaitersSpec {
 	peers: 'one' | 'each';
 	/** The key manager answers the keyed peer's ACQUIRE this late: every socket must be waiting by then. */
 	kmDelayMs: number;
+	/** The key manager never answers: the acquire expires (set net.core.xfrm_acq_expires) and every waiter fails. */
+	kmNever?: boolean;
 	/** How long the probe waits for the wakes it expects, and then watches for wakes it does not. */
 	timeoutMs?: number;
 	settleMs?: number;
@@ -36,6 +38,9 @@ export interface WaitersRun {
 	readyNs: bigint | null;
 	firstWakeNs: bigint | null;
 	lastWakeNs: bigint | null;
+	/** Woken sockets whose SO_ERROR was set (a failed acquire: EHOSTUNREACH), and the first such error. */
+	soErrors: number;
+	firstSoError: string;
 	/** send() of one datagram on each writable socket: a wake before the SA shows here as EAGAIN. */
 	sendErrors: number;
 	firstSendErrno: string;
@@ -117,6 +122,8 @@ export function waitersRunOf(tapText: string, tap: TapStream, probeStatus: numbe
 		readyNs: ns(connect.ready_ns),
 		firstWakeNs: ns(woken.first_wake_ns),
 		lastWakeNs: ns(woken.last_wake_ns),
+		soErrors: num(woken.so_errors),
+		firstSoError: String(woken.first_so_error ?? ''),
 		sendErrors: num(send.send_errors),
 		firstSendErrno: String(send.first_errno ?? ''),
 		acquires: km.filter((e) => e.kind === 'ACQUIRE').length,
@@ -169,7 +176,7 @@ export async function runWaiters(lab: Lab, spec: WaitersSpec, sysctls: Readonly<
 		].map((cmd) => `${cmd} 2>${RUN_DIR}/waiters.err || { echo "=== not-ready"; echo ${shellJoin([cmd])}; cat ${RUN_DIR}/waiters.err; exit 94; }`),
 		`cat > ${keys} <<'KEYS'\n${table}KEYS`,
 		`rm -f ${kmLog}`,
-		background(near, kmArgs(keys, kmLog, { delayMs: spec.kmDelayMs }), `${kmLog}.err`),
+		background(near, kmArgs(keys, kmLog, spec.kmNever ? { never: true } : { delayMs: spec.kmDelayMs }), `${kmLog}.err`),
 		waitForReady(kmLog, 'larval-km did not start'),
 		`ip netns exec ${near} ${shellJoin(args)} >${RUN_DIR}/waiters.tap 2>${RUN_DIR}/waiters.err; st=$?`,
 		`echo "=== xfrm-stat"; ip netns exec ${near} cat /proc/net/xfrm_stat`,
@@ -219,6 +226,20 @@ function wokenAfterInstall(r: WaitersRun): string[] {
 	return out;
 }
 
+/**
+ * What contradicts "when the acquire fails, every socket waiting on it is
+ * woken with EHOSTUNREACH in SO_ERROR" (the key manager never answers).
+ */
+export function everyWaiterFailed(r: WaitersRun): string[] {
+	const out = [...r.problems];
+	if (r.connectErrors) out.push(`${r.connectErrors} connect() calls failed (${r.firstConnectErrno})`);
+	if (r.writableAtOnce) out.push(`${r.writableAtOnce}/${r.sockets} sockets writable before the acquire ended`);
+	if (r.woken !== r.sockets) out.push(`${r.woken}/${r.sockets} sockets woken`);
+	if (r.soErrors !== r.sockets || r.firstSoError !== 'EHOSTUNREACH') out.push(`${r.soErrors}/${r.sockets} woken with SO_ERROR set (first: ${r.firstSoError || 'none'}), expected all with EHOSTUNREACH`);
+	if (r.installs) out.push(`the key manager installed ${r.installs} SA(s)`);
+	return out;
+}
+
 /** What contradicts stock's poll(): every socket writable at once, while no SA exists. */
 export function everySocketWritableAtOnce(r: WaitersRun): string[] {
 	const out = [...r.problems];
@@ -227,8 +248,14 @@ export function everySocketWritableAtOnce(r: WaitersRun): string[] {
 }
 
 export function describeWaiters(r: WaitersRun): string {
-	return `${r.sockets} sockets, ${r.acquires} ACQUIRE, ${r.writableAtOnce} writable at once, ${r.woken} woken` +
-		(r.installNs !== null && r.woken > r.writableAtOnce ? ` ${msAfterInstall(r, r.firstWakeNs).toFixed(1)}..${msAfterInstall(r, r.lastWakeNs).toFixed(1)} ms after the NEWSA` : '') +
+	const afterReady = (t: bigint | null) => (t === null || r.readyNs === null ? NaN : Number(t - r.readyNs) / 1e6);
+	const woken = r.woken > r.writableAtOnce
+		? r.installNs !== null
+			? ` ${msAfterInstall(r, r.firstWakeNs).toFixed(1)}..${msAfterInstall(r, r.lastWakeNs).toFixed(1)} ms after the NEWSA`
+			: ` ${afterReady(r.firstWakeNs).toFixed(0)}..${afterReady(r.lastWakeNs).toFixed(0)} ms after set-up`
+		: '';
+	return `${r.sockets} sockets, ${r.acquires} ACQUIRE, ${r.writableAtOnce} writable at once, ${r.woken} woken${woken}` +
+		(r.soErrors ? ` (${r.soErrors} with SO_ERROR ${r.firstSoError})` : '') +
 		(r.wokenIndex.length && r.woken <= 4 ? ` [${r.wokenIndex.join(', ')}]` : '') +
 		`, set-up ${r.setupMs.toFixed(0)} ms`;
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTap } from '../../harness/probe/tap.js';
 import {
-	everySocketWritableAtOnce, everyWaiterWokenByInstall, keyedPeerIndex, msAfterInstall, nthPeer,
+	everySocketWritableAtOnce, everyWaiterFailed, everyWaiterWokenByInstall, keyedPeerIndex, msAfterInstall, nthPeer,
 	onlyTheKeyedWaiterWoken, waitersArgs, waitersRunOf,
 } from '../../harness/suite/waiters.js';
 
@@ -41,8 +41,8 @@ describe('the waiters scenario', () => {
 	it('reads a patched run: three acquires, the keyed socket alone woken after the NEWSA', () => {
 		const r = runOf('waiters-patched-each', 3);
 		expect([r.acquires, r.installs, r.writableAtOnce, r.woken, r.wokenIndex, r.sendErrors]).toEqual([3, 1, 0, 1, [2], 0]);
-		expect(r.installNs).toBe(6727531067n);
-		expect(msAfterInstall(r, r.firstWakeNs)).toBeCloseTo(3.44, 2);
+		expect(r.installNs).toBe(7303457779n);
+		expect(msAfterInstall(r, r.firstWakeNs)).toBeCloseTo(2.819, 2);
 		expect(onlyTheKeyedWaiterWoken(r, 2)).toEqual([]);
 		expect(onlyTheKeyedWaiterWoken(r, 0).join()).toMatch(/expected exactly socket 0/);
 		expect(everyWaiterWokenByInstall(r).join()).toMatch(/1\/3 sockets woken.*3 ACQUIREs, expected 1/);
@@ -55,6 +55,14 @@ describe('the waiters scenario', () => {
 		const v = everyWaiterWokenByInstall(r).join('; ');
 		expect(v).toMatch(/3\/3 sockets writable before any SA/);
 		expect(v).toMatch(/installed no SA/);
+	});
+
+	it('reads an acquire that expired under its waiters: all woken with EHOSTUNREACH, no SA', () => {
+		const r = runOf('waiters-patched-expire', 3);
+		expect([r.woken, r.soErrors, r.firstSoError, r.installs]).toEqual([3, 3, 'EHOSTUNREACH', 0]);
+		expect(everyWaiterFailed(r)).toEqual([]);
+		expect(everyWaiterFailed(runOf('waiters-patched-each', 3)).join()).toMatch(/1\/3 sockets woken.*0\/3 woken with SO_ERROR/);
+		expect(everyWaiterWokenByInstall(r).join()).toMatch(/installed no SA/);
 	});
 
 	it('reports a probe that died as a problem of every check', () => {

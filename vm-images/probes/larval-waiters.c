@@ -11,8 +11,9 @@
  * waiting on that acquire, and only those; and what stock says instead
  * (every socket writable at once, while nothing can leave).
  *
- * After a socket became writable it sends one datagram: a wake that
- * came before the SA would show as EAGAIN there.
+ * After a socket became writable it reads SO_ERROR (a failed acquire
+ * leaves EHOSTUNREACH there) and sends one datagram: a wake that came
+ * before the SA would show as EAGAIN there.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -77,9 +78,9 @@ static void usage(FILE *f)
 "  --settle-ms S    then watch S ms more for wakes that should not come\n"
 "                   (default 300)\n"
 "\n"
-"Test points: connect, writable at once, woken, send after wake, summary;\n"
-"times are CLOCK_MONOTONIC ns.  Exit 0 when every call was made, 1 on\n"
-"internal failure, 2 on bad arguments.\n");
+"Test points: connect, writable at once, woken (with SO_ERROR), send after\n"
+"wake, summary; times are CLOCK_MONOTONIC ns.  Exit 0 when every call was\n"
+"made, 1 on internal failure, 2 on bad arguments.\n");
 }
 
 static void parse_args(int argc, char **argv)
@@ -233,7 +234,8 @@ static long collect(int ep, uint64_t until_ns, long woken, long stop_at,
 int main(int argc, char **argv)
 {
 	unsigned long rounds = 0;
-	long connect_errors = 0, woken, at_once, send_errors = 0;
+	long connect_errors = 0, woken, at_once, send_errors = 0, so_errors = 0;
+	int first_so_error = 0;
 	long long listed[LIST_MAX];
 	long nlisted = 0, i;
 	int first_errno = 0, first_send_errno = 0;
@@ -306,6 +308,15 @@ int main(int argc, char **argv)
 			last = t;
 		if (nlisted < LIST_MAX)
 			listed[nlisted++] = i;
+		/* a failed acquire wakes its sockets with their error set */
+		{
+			socklen_t len = sizeof(int);
+			int e = 0;
+
+			getsockopt(w[i].fd, SOL_SOCKET, SO_ERROR, &e, &len);
+			if (e && !so_errors++)
+				first_so_error = e;
+		}
 		if (send(w[i].fd, &byte, 1, 0) < 0) {
 			w[i].send_errno = errno;
 			if (!send_errors++)
@@ -322,6 +333,8 @@ int main(int argc, char **argv)
 	tap_yaml_uint("last_wake_ns", last);
 	tap_yaml_uint("settle_start_ns", settle_start);
 	tap_yaml_int_seq("woken_index", listed, nlisted);
+	tap_yaml_int("so_errors", so_errors);
+	tap_yaml_str("first_so_error", err_str(first_so_error));
 	tap_yaml_end();
 
 	tap_result(send_errors == 0, "send after wake");
