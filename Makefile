@@ -5,7 +5,7 @@ LARVAL := node dist/harness/cli.js
 KERNELS ?= distro stock patched
 RESULTS ?= results
 
-.PHONY: all deps npm build kernels run test test-unit test-vm check bench clean
+.PHONY: all deps npm build kernels run test test-unit test-vm check bench check-series clean
 
 all: build
 
@@ -50,6 +50,11 @@ check: build
 # Side-by-side figures, stock against patched, in one run.
 bench: kernels
 	$(LARVAL) bench --kernel stock --kernel patched --json $(RESULTS)/bench.json
+
+# Bisectability: every prefix of kernel-patches/series passes checkpatch
+# --strict, applies, builds, boots and keeps stock behaviour.
+check-series: deps build
+	$(LARVAL) check-series --json $(RESULTS)/check-series.json
 
 clean:
 	rm -rf dist $(RESULTS)

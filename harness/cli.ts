@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs, positiveNumber, single, type ParsedArgs } from './cli-args.js';
 import { buildKernel } from './kernel/build.js';
+import { checkSeries, renderFailures, renderSeriesTable, rowPassed } from './kernel/check-series.js';
 import { fetchDistroKernel } from './kernel/distro.js';
 import { resolveKernel } from './kernel/target.js';
 import { LarvalError } from './util/errors.js';
@@ -57,6 +58,11 @@ const USAGE = `usage: larval COMMAND [OPTIONS]
       against steady-state one-way latency; TCP connect through a trap
       policy (minus the key manager's time) against a keyed connect; the
       wake cost of 1 against 1,000 sockets waiting on one acquire.
+  check-series [--from N] [--to N] [--no-build] [--no-boot] [--json FILE]
+      Bisectability: for each patch N of kernel-patches/series, checkpatch
+      --strict, then apply it on top of 1..N-1, build that prefix
+      incrementally, boot it and run a few stock-mode compatibility rows.
+      One row per patch; exits 1 if any prefix failed.
 
 K is distro, stock, patched (default), a bzImage, or a kernel build tree.
 Environment: LARVAL_ACCEL=kvm|tcg|auto, LARVAL_CACHE (default ~/.cache/larval),
@@ -228,6 +234,26 @@ async function cmdBench(args: ParsedArgs): Promise<number> {
 	return 0;
 }
 
+async function cmdCheckSeries(args: ParsedArgs): Promise<number> {
+	const build = !args.flags.has('no-build');
+	const started = Date.now();
+	const report = await checkSeries({
+		from: args.options.get('from')?.[0],
+		to: args.options.get('to')?.[0],
+		build,
+		boot: build && !args.flags.has('no-boot'),
+		onRow: (r) => console.log(`${rowPassed(r) ? 'ok  ' : 'FAIL'} 1..${r.n} ${r.patch}`),
+	});
+	const { rows, setup } = report;
+	console.log(`\n${renderSeriesTable(rows)}\n`);
+	const failures = renderFailures(rows);
+	if (failures) console.log(`${failures}\n`);
+	const configured = setup.configureSeconds === undefined ? '' : `, configure ${Math.round(setup.configureSeconds)} s`;
+	console.log(`${rows.filter(rowPassed).length}/${rows.length} prefixes sound (patches ${report.range.from}..${report.range.to}); linux-source ${report.sourceVersion}; unpack ${Math.round(setup.unpackSeconds)} s${configured}; ${Math.round((Date.now() - started) / 1000)} s in all; logs in ${report.scratch}/logs`);
+	writeReport(args.options.get('json')?.[0], JSON.stringify(report, null, '\t'));
+	return rows.every(rowPassed) ? 0 : 1;
+}
+
 const COMMANDS: Record<string, { options: string[]; flags: string[]; run: (a: ParsedArgs) => Promise<number> }> = {
 	build: { options: ['kernel', 'config'], flags: [], run: cmdBuild },
 	exec: { options: ['kernel', 'timeout', ...GUEST_OPTIONS], flags: ['keep-console'], run: cmdExec },
@@ -235,6 +261,7 @@ const COMMANDS: Record<string, { options: string[]; flags: string[]; run: (a: Pa
 	repro: { options: ['kernel', 'repeat', 'mode'], flags: [], run: cmdRepro },
 	run: { options: ['kernel', 'filter', 'repeat', 'json', 'junit'], flags: [], run: cmdRun },
 	bench: { options: ['kernel', 'repeat', 'json'], flags: [], run: cmdBench },
+	'check-series': { options: ['from', 'to', 'json'], flags: ['no-build', 'no-boot'], run: cmdCheckSeries },
 };
 
 async function main(argv: string[]): Promise<number> {

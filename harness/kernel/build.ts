@@ -9,7 +9,7 @@ import { cacheRoot, kernelPatchesDir } from '../util/paths.js';
 import { progress } from '../util/progress.js';
 import { droppedOptions, fragmentPaths, parseConfig, readFragments } from './config.js';
 import { applySeries, loadSeries, type Patch } from './series.js';
-import { findKernelSource } from './source.js';
+import { findKernelSource, type KernelSource } from './source.js';
 
 /** stock: the Debian source as shipped; patched: with kernel-patches/series. */
 export type BuiltVariant = 'stock' | 'patched';
@@ -51,13 +51,83 @@ function buildKey(packageVersion: string, patches: readonly Patch[], fragments: 
 	]);
 }
 
-async function run(cmd: string, args: string[], cwd: string, log: NodeJS.WritableStream, env: Record<string, string>, timeoutMs: number): Promise<void> {
+/**
+ * Runs a command with its output appended to @log.  coreutils timeout puts it
+ * in a process group of its own and signals that whole group, on time-out
+ * and when execa's cleanup ends it as we exit: make's compilers die with it
+ * instead of running on.
+ */
+export async function runLogged(cmd: string, args: string[], cwd: string, log: NodeJS.WritableStream, env: Record<string, string>, timeoutMs: number): Promise<void> {
 	log.write(`$ ${cmd} ${args.join(' ')}\n`);
-	const p = execa(cmd, args, { cwd, env, reject: false, all: true, timeout: timeoutMs, stdin: 'ignore' });
+	const seconds = Math.max(1, Math.ceil(timeoutMs / 1000));
+	const p = execa('timeout', ['--kill-after=10', String(seconds), cmd, ...args], {
+		cwd,
+		env,
+		reject: false,
+		all: true,
+		// A backstop should timeout itself hang.
+		timeout: timeoutMs + 30_000,
+		stdin: 'ignore',
+	});
 	p.all?.pipe(log, { end: false });
 	const r = await p;
-	if (r.timedOut) throw new Error(`${cmd} timed out after ${Math.round(timeoutMs / 1000)} s`);
+	if (r.timedOut || r.exitCode === 124 || r.exitCode === 137) throw new Error(`${cmd} timed out after ${seconds} s`);
 	if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.exitCode}`);
+}
+
+/** A source tree and its out-of-tree build directory, side by side in @dir, and what every command on them shares. */
+export interface BuildTree {
+	dir: string;
+	src: string;
+	out: string;
+	log: NodeJS.WritableStream;
+	env: Record<string, string>;
+	ccache: boolean;
+}
+
+export async function openBuildTree(dir: string, log: NodeJS.WritableStream): Promise<BuildTree> {
+	const ccache = (await execa('sh', ['-c', 'command -v ccache'], { reject: false, timeout: 10_000 })).exitCode === 0;
+	const env: Record<string, string> = {
+		ARCH: 'x86_64',
+		// Relative paths in ccache's hash let two trees laid out alike (DIR/src, DIR/build) share objects.
+		CCACHE_BASEDIR: dir,
+		KBUILD_BUILD_TIMESTAMP: '1970-01-01',
+		KBUILD_BUILD_USER: 'larval',
+		KBUILD_BUILD_HOST: 'larval',
+	};
+	return { dir, src: join(dir, 'src'), out: join(dir, 'build'), log, env, ccache };
+}
+
+export function makeTree(tree: BuildTree, args: string[], timeoutMs: number): Promise<void> {
+	return runLogged('make', ['-C', tree.src, `O=${tree.out}`, ...(tree.ccache ? ['CC=ccache gcc'] : []), ...args], tree.dir, tree.log, tree.env, timeoutMs);
+}
+
+export async function unpackSource(tree: BuildTree, source: KernelSource, timeoutMs: number): Promise<void> {
+	mkdirSync(tree.src, { recursive: true });
+	mkdirSync(tree.out, { recursive: true });
+	await runLogged('tar', ['-xf', source.tarball, '--strip-components=1', '-C', tree.src], tree.dir, tree.log, tree.env, timeoutMs);
+}
+
+/** tinyconfig plus the fragments; an option Kconfig silently dropped fails it. */
+export async function configureTree(tree: BuildTree, fragments: readonly string[], timeoutMs: number): Promise<void> {
+	await makeTree(tree, ['tinyconfig'], timeoutMs);
+	await runLogged(join(tree.src, 'scripts/kconfig/merge_config.sh'), ['-m', '-O', tree.out, join(tree.out, '.config'), ...fragments], tree.dir, tree.log, tree.env, timeoutMs);
+	await makeTree(tree, ['olddefconfig'], timeoutMs);
+	const dropped = droppedOptions(readFragments(fragments), parseConfig(readFileSync(join(tree.out, '.config'), 'utf8')));
+	if (dropped.length) {
+		throw new LarvalError(
+			`Kconfig dropped options the fragments ask for (unmet dependencies?):\n` +
+				dropped.map((d) => `  ${d.name}=${d.value}`).join('\n'),
+		);
+	}
+}
+
+export async function makeBzImage(tree: BuildTree, jobs: number, timeoutMs: number): Promise<{ bzImage: string; release: string }> {
+	await makeTree(tree, [`-j${jobs}`, 'bzImage'], timeoutMs);
+	return {
+		bzImage: join(tree.out, 'arch/x86/boot/bzImage'),
+		release: readFileSync(join(tree.out, 'include/config/kernel.release'), 'utf8').trim(),
+	};
 }
 
 /** Whether a cached build has patches; unreadable metadata counts as patched, the kind that churns. */
@@ -112,52 +182,29 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<BuiltKernel
 			return { ...meta, variant: opts.variant, cached: true };
 		}
 		rmSync(dir, { recursive: true, force: true });
-		const src = join(dir, 'src');
-		const out = join(dir, 'build');
-		mkdirSync(src, { recursive: true });
-		mkdirSync(out, { recursive: true });
+		mkdirSync(dir, { recursive: true });
 		const logPath = join(dir, 'build.log');
 		const log = createWriteStream(logPath);
 		const started = Date.now();
-		const hasCcache = (await execa('sh', ['-c', 'command -v ccache'], { reject: false })).exitCode === 0;
-		const env: Record<string, string> = {
-			ARCH: 'x86_64',
-			// Relative paths in ccache's hash let two cache entries share objects.
-			CCACHE_BASEDIR: dir,
-			KBUILD_BUILD_TIMESTAMP: '1970-01-01',
-			KBUILD_BUILD_USER: 'larval',
-			KBUILD_BUILD_HOST: 'larval',
-		};
-		const make = (args: string[]) =>
-			run('make', ['-C', src, `O=${out}`, ...(hasCcache ? ['CC=ccache gcc'] : []), ...args], dir, log, env, timeoutMs);
+		const tree = await openBuildTree(dir, log);
 		try {
 			progress(`kernel ${name}: unpacking ${source.tarball}`);
-			await run('tar', ['-xf', source.tarball, '--strip-components=1', '-C', src], dir, log, env, timeoutMs);
+			await unpackSource(tree, source, timeoutMs);
 			if (patches.length) {
 				progress(`kernel ${name}: applying ${patches.length} patch(es)`);
-				await applySeries(src, patches);
+				await applySeries(tree.src, patches);
 			}
 			progress(`kernel ${name}: configuring (tinyconfig + ${fragments.map((f) => f.split('/').pop()).join(' + ')})`);
-			await make(['tinyconfig']);
-			await run(join(src, 'scripts/kconfig/merge_config.sh'), ['-m', '-O', out, join(out, '.config'), ...fragments], dir, log, env, timeoutMs);
-			await make(['olddefconfig']);
-			const dropped = droppedOptions(readFragments(fragments), parseConfig(readFileSync(join(out, '.config'), 'utf8')));
-			if (dropped.length) {
-				throw new LarvalError(
-					`Kconfig dropped options the fragments ask for (unmet dependencies?):\n` +
-						dropped.map((d) => `  ${d.name}=${d.value}`).join('\n'),
-				);
-			}
+			await configureTree(tree, fragments, timeoutMs);
 			const jobs = opts.jobs ?? availableParallelism();
-			progress(`kernel ${name}: building bzImage with ${jobs} job(s)${hasCcache ? ' and ccache' : ''}; log: ${logPath}`);
-			await make([`-j${jobs}`, 'bzImage']);
-			const release = readFileSync(join(out, 'include/config/kernel.release'), 'utf8').trim();
+			progress(`kernel ${name}: building bzImage with ${jobs} job(s)${tree.ccache ? ' and ccache' : ''}; log: ${logPath}`);
+			const { bzImage, release } = await makeBzImage(tree, jobs, timeoutMs);
 			const built: BuiltKernel = {
 				variant: opts.variant,
 				config,
 				key,
 				dir,
-				bzImage: join(out, 'arch/x86/boot/bzImage'),
+				bzImage,
 				release,
 				patches: patches.map((p) => p.name),
 				buildSeconds: Math.round((Date.now() - started) / 1000),

@@ -39,6 +39,9 @@ export function loadSeries(dir: string): Patch[] {
 	});
 }
 
+// One patch takes well under a second; this only bounds a wedged patch(1).
+const PATCH_TIMEOUT_MS = 120_000;
+
 /** Applies patches in order; the first that fails is named, with its rejects. */
 export async function applySeries(srcDir: string, patches: readonly Patch[]): Promise<void> {
 	for (const p of patches) {
@@ -46,7 +49,10 @@ export async function applySeries(srcDir: string, patches: readonly Patch[]): Pr
 			cwd: srcDir,
 			reject: false,
 			all: true,
+			timeout: PATCH_TIMEOUT_MS,
+			stdin: 'ignore',
 		});
+		if (r.timedOut) throw new LarvalError(`patch ${p.name} timed out after ${PATCH_TIMEOUT_MS / 1000} s in ${srcDir}`, r.all);
 		if (r.exitCode !== 0) {
 			throw new LarvalError(`patch ${p.name} does not apply to ${srcDir}`, r.all);
 		}
