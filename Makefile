@@ -43,6 +43,14 @@ test-unit: build
 test-vm: kernels
 	npx vitest run --project vm
 
+# The series on the debug kernel (KASAN, lockdep, kmemleak): splats and
+# leaks fail.  Builds the debug flavour first (~13 min cold); not in `test`.
+.PHONY: test-debug
+test-debug: kernels
+	$(LARVAL) build --kernel patched --config debug
+	@mkdir -p $(RESULTS)
+	npx vitest run --config vitest.debug.config.ts --reporter=default --reporter=json --outputFile.json=$(RESULTS)/vitest-debug.json
+
 check: build
 	npx tsc -p tsconfig.json --noEmit
 	npx vitest run --project unit

@@ -241,13 +241,18 @@ export function waitForReady(log: string, what: string, tries = 200): string {
  */
 export class Lab {
 	/** @charons: one per side with strongSwan, none with the test key manager. */
-	private constructor(readonly vm: Vm, readonly topo: Topology, readonly keying: LabKeying, private readonly charons: readonly CharonInstance[]) {}
+	/**
+	 * @timeScale multiplies the harness's own time limits (not the probes'
+	 * or the cases' bounds): a debug kernel (KASAN, lockdep) under TCG runs
+	 * a case ten times slower.
+	 */
+	private constructor(readonly vm: Vm, readonly topo: Topology, readonly keying: LabKeying, private readonly charons: readonly CharonInstance[], readonly timeScale: number) {}
 
 	/**
 	 * With strongSwan only the network is built: the charons install every
 	 * policy (trap) and negotiate every SA, on both sides.
 	 */
-	static async setUp(vm: Vm, topo: Topology, keying: LabKeying = 'test'): Promise<Lab> {
+	static async setUp(vm: Vm, topo: Topology, keying: LabKeying = 'test', timeScale = 1): Promise<Lab> {
 		const keys = `${RUN_DIR}/keys-${topo.name}`;
 		const charons = keying === 'strongswan' ? charonInstances(topo) : [];
 		const keyingSetup = keying === 'strongswan'
@@ -260,11 +265,11 @@ export class Lab {
 			...echoServers(topo).map((s) => background(topo.server.ns, s.args, `${RUN_DIR}/${s.name}.log.err`)),
 			...echoServers(topo).map((s) => waitForReady(`${RUN_DIR}/${s.name}.log`, `${s.name} did not start`)),
 		].join('\n');
-		const r = await vm.exec(script, { timeoutMs: 120_000 });
+		const r = await vm.exec(script, { timeoutMs: 120_000 * timeScale });
 		if (r.code !== 0) {
 			throw new LarvalError(`setting up the ${topo.name} topology failed (status ${r.code})`, `${r.stdout}${r.stderr}`.trim());
 		}
-		return new Lab(vm, topo, keying, charons);
+		return new Lab(vm, topo, keying, charons, timeScale);
 	}
 
 	peer(family: Family): string {
@@ -315,7 +320,7 @@ export class Lab {
 	}
 
 	private async runSetUp(lines: readonly string[], what: string): Promise<void> {
-		const r = await this.vm.exec(lines.join('\n'), { timeoutMs: 60_000 });
+		const r = await this.vm.exec(lines.join('\n'), { timeoutMs: 60_000 * this.timeScale });
 		const s = splitSections(r.stdout);
 		if (r.code !== 0 || s.has('not-ready')) throw new LarvalError(`${what} failed: ${s.get('not-ready')?.trim() ?? `status ${r.code}`}`, r.stderr);
 	}
@@ -361,7 +366,7 @@ export class Lab {
 		const inbound = t.nearStates.filter((s) => s.dst === this.address(t.client, probe.family));
 		const keying = this.keyingSteps(km);
 		const echoLogs = echoServers(t).map((s) => `${RUN_DIR}/${s.name}.log`);
-		const timeoutMs = (probe.timeoutMs ?? 2000) * 3 + (probe.count ?? 3) * (probe.intervalMs ?? 0) + 20_000;
+		const timeoutMs = ((probe.timeoutMs ?? 2000) * 3 + (probe.count ?? 3) * (probe.intervalMs ?? 0) + 20_000) * this.timeScale;
 		const script = [
 			'set -u',
 			...keying.reset,

@@ -22,6 +22,8 @@ export interface CellResult {
 	findings: ConsoleFinding[];
 }
 
+const DEBUG_TIME_SCALE = 10;
+
 export function cellPassed(c: CellResult): boolean {
 	return !c.error && c.findings.length === 0 && c.outcomes.length > 0 && c.violations.every((v) => v.length === 0);
 }
@@ -43,8 +45,16 @@ export class KernelSession {
 	private labs = new Map<TopologyName, Lab>();
 	private seenFindings = 0;
 
+	/**
+	 * The debug flavour (KASAN, lockdep, kmemleak) runs everything about ten
+	 * times slower under TCG: the harness's own limits stretch with it.
+	 */
+	readonly timeScale: number;
+
 	/** @keying: who keys every lab of this guest (a topology's namespaces exist once per guest, so one or the other). */
-	constructor(readonly kernel: KernelTarget, readonly keying: LabKeying = 'test') {}
+	constructor(readonly kernel: KernelTarget, readonly keying: LabKeying = 'test') {
+		this.timeScale = kernel.config === 'debug' ? DEBUG_TIME_SCALE : 1;
+	}
 
 	get accel(): string {
 		return this.guest?.accel.accel ?? '?';
@@ -71,7 +81,7 @@ export class KernelSession {
 		await this.ensureGuest();
 		let lab = this.labs.get(name);
 		if (!lab) {
-			lab = await Lab.setUp(this.guest!.vm, topology(name), this.keying);
+			lab = await Lab.setUp(this.guest!.vm, topology(name), this.keying, this.timeScale);
 			this.labs.set(name, lab);
 		}
 		return lab;

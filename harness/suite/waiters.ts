@@ -186,7 +186,7 @@ export async function runWaiters(lab: Lab, spec: WaitersSpec, sysctls: Readonly<
 		`echo "=== probe-stderr"; cat ${RUN_DIR}/waiters.err`,
 		`echo "=== km"; cat ${kmLog}`,
 	].join('\n');
-	const timeoutMs = (spec.timeoutMs ?? spec.kmDelayMs + 5000) + (spec.settleMs ?? 300) + 60_000;
+	const timeoutMs = ((spec.timeoutMs ?? spec.kmDelayMs + 5000) + (spec.settleMs ?? 300) + 60_000) * lab.timeScale;
 	const r = await lab.vm.exec(script, { timeoutMs });
 	const s = splitSections(r.stdout);
 	if (s.has('not-ready')) throw new LarvalError(`waiters set-up failed in the guest: ${s.get('not-ready')!.trim()}`, r.stderr);
