@@ -609,6 +609,17 @@ export const CASES: readonly Case[] = [
 		resolved: all(probeRan, connectReturns('EPIPE', 250, 1500), everySendFails('EPIPE', 0, 100), acquires(1)),
 	},
 	{
+		id: 'udp-close-during-wait',
+		title: 'another thread close()s the socket at 300 ms, the key manager answers at 1 s: blocking UDP connect() and send() return at once, before the close, and the datagrams are lost',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 2, closeAfterMs: 300, timeoutMs: 3000 },
+		km: { delayMs: 1000 },
+		stock: { 'larval_drop=1': all(probeRan, connectReturns('', 0, 100), sendsSucceed, allLost) },
+		// Part 2: close() from another thread does not end a call sleeping on the socket (it holds the file, as for any
+		// blocking call): connect() returns 0 when the SA is installed, and the sends after it find the descriptor closed.
+		resolved: all(probeRan, connectReturns('', 900, 1600), everySendFails('EBADF', 0, 100), acquires(1)),
+	},
+	{
 		id: 'glibc-resolver',
 		title: "glibc's resolver (res_nquery, non-blocking connect + poll + send) asks a name server behind the policy: the first query is lost and the answer waits for the 2 s retry",
 		topology: 'transport',

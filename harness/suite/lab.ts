@@ -31,6 +31,8 @@ export interface ProbeSpec {
 	sndtimeoMs?: number;
 	/** Another process calls shutdown(SHUT_WR) on the socket this long after it is opened. */
 	shutdownAfterMs?: number;
+	/** Another thread close()s the socket this long after it is opened. */
+	closeAfterMs?: number;
 	noConnect?: boolean;
 	pollBeforeSend?: boolean;
 	waitPollout?: boolean;
@@ -113,6 +115,7 @@ export function probeArgs(peer: string, p: ProbeSpec): string[] {
 	if (p.timeoutMs !== undefined) args.push('--timeout-ms', String(p.timeoutMs));
 	if (p.sndtimeoMs !== undefined) args.push('--sndtimeo-ms', String(p.sndtimeoMs));
 	if (p.shutdownAfterMs !== undefined) args.push('--shutdown-after-ms', String(p.shutdownAfterMs));
+	if (p.closeAfterMs !== undefined) args.push('--close-after-ms', String(p.closeAfterMs));
 	if (p.noConnect) args.push('--no-connect');
 	if (p.pollBeforeSend) args.push('--poll-before-send');
 	if (p.waitPollout) args.push('--wait-pollout');

@@ -19,6 +19,7 @@
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -59,6 +60,7 @@ static struct {
 	int timeout_ms;
 	int sndtimeo_ms;	/* -1: leave SO_SNDTIMEO alone */
 	int shutdown_ms;	/* -1: no shutdown() from another process */
+	int close_ms;		/* -1: no close() from another thread */
 	bool no_connect;
 	bool poll_before_send;
 	bool wait_pollout;
@@ -71,6 +73,7 @@ static struct {
 	.timeout_ms = 2000,
 	.sndtimeo_ms = -1,
 	.shutdown_ms = -1,
+	.close_ms = -1,
 };
 
 /* One message: when it left, whether the kernel took it, its echo. */
@@ -104,7 +107,7 @@ static void usage(FILE *f)
 "                    [--mode block|nonblock] [--port P] [--raw-proto N]\n"
 "                    [--count N] [--interval-ms N] [--timeout-ms T]\n"
 "                    [--sndtimeo-ms N] [--shutdown-after-ms N]\n"
-"                    [--no-connect] [--poll-before-send]\n"
+"                    [--close-after-ms N] [--no-connect] [--poll-before-send]\n"
 "                    [--wait-pollout] [--sockopt LEVEL:NAME:VALUE]...\n"
 "\n"
 "Exercise connect/poll/send towards ADDR and print TAP 14 on stdout.\n"
@@ -122,6 +125,8 @@ static void usage(FILE *f)
 "  --sndtimeo-ms N       set SO_SNDTIMEO\n"
 "  --shutdown-after-ms N another process calls shutdown(SHUT_WR) on the\n"
 "                        socket N ms after it is opened\n"
+"  --close-after-ms N    another thread close()s the socket N ms after it\n"
+"                        is opened (later calls then say EBADF)\n"
 "  --no-connect          datagram sockets: sendto() without connect()\n"
 "  --poll-before-send    record poll() with 0 timeout right after connect\n"
 "  --wait-pollout        after connect, wait up to T ms for POLLOUT\n"
@@ -413,6 +418,9 @@ static void collect_until(uint64_t deadline, bool stop_when_done)
 		ms = (deadline - now + 999999) / 1000000;
 		if (poll(&p, 1, ms) <= 0)
 			continue;
+		/* closed by --close-after-ms: nothing more can come */
+		if (p.revents & POLLNVAL)
+			return;
 		if (p.revents & POLLERR)
 			st.last_error = sock_error();
 		if (opt.proto != P_TCP)
@@ -774,14 +782,34 @@ static pid_t shutdown_later(int ms)
 	return pid;
 }
 
+/*
+ * close() from another thread of this process: unlike shutdown(), it
+ * does not end a call already sleeping on the socket (the call holds the
+ * file), which returns when its wait ends; the calls after it say EBADF.
+ */
+static void *close_later(void *arg)
+{
+	struct timespec ts = { opt.close_ms / 1000,
+			       (opt.close_ms % 1000) * 1000000L };
+
+	(void)arg;
+	nanosleep(&ts, NULL);
+	close(st.fd);
+	return NULL;
+}
+
 static void run_probe(void)
 {
 	pid_t shutdown_pid = 0;
+	pthread_t closer;
 	int i;
 
 	step_socket();
 	if (opt.shutdown_ms >= 0)
 		shutdown_pid = shutdown_later(opt.shutdown_ms);
+	if (opt.close_ms >= 0 &&
+	    pthread_create(&closer, NULL, close_later, NULL))
+		tap_bail_out("pthread_create failed");
 	if (opt.sndtimeo_ms >= 0)
 		step_sndtimeo();
 	for (i = 0; i < opt.nsockopts; i++)
@@ -795,6 +823,8 @@ static void run_probe(void)
 	step_recv();
 	if (shutdown_pid > 0)
 		waitpid(shutdown_pid, NULL, 0);
+	if (opt.close_ms >= 0)
+		pthread_join(closer, NULL);
 	step_summary();
 	tap_plan_end();
 }
@@ -880,7 +910,8 @@ static void parse_args(int argc, char **argv)
 {
 	enum { O_FAMILY = 1, O_PROTO, O_MODE, O_PEER, O_PORT, O_RAWPROTO,
 	       O_COUNT, O_INTERVAL, O_TIMEOUT, O_SNDTIMEO, O_NOCONNECT,
-	       O_SOCKOPT, O_POLLBEFORE, O_WAITPOLLOUT, O_SHUTDOWN, O_HELP };
+	       O_SOCKOPT, O_POLLBEFORE, O_WAITPOLLOUT, O_SHUTDOWN, O_CLOSE,
+	       O_HELP };
 	static const struct option lo[] = {
 		{ "family", required_argument, NULL, O_FAMILY },
 		{ "proto", required_argument, NULL, O_PROTO },
@@ -897,6 +928,7 @@ static void parse_args(int argc, char **argv)
 		{ "poll-before-send", no_argument, NULL, O_POLLBEFORE },
 		{ "wait-pollout", no_argument, NULL, O_WAITPOLLOUT },
 		{ "shutdown-after-ms", required_argument, NULL, O_SHUTDOWN },
+		{ "close-after-ms", required_argument, NULL, O_CLOSE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -941,6 +973,10 @@ static void parse_args(int argc, char **argv)
 		case O_SHUTDOWN:
 			opt.shutdown_ms = parse_num("--shutdown-after-ms",
 						    optarg, 0, 600000);
+			break;
+		case O_CLOSE:
+			opt.close_ms = parse_num("--close-after-ms", optarg, 0,
+						 600000);
 			break;
 		case O_HELP: usage(stdout); exit(0);
 		}
