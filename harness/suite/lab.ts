@@ -197,7 +197,7 @@ function settleTcp(namespaces: readonly string[]): string {
  * answers the next case's ACQUIRE and makes it look fast.  (Debian's busybox
  * has no pkill/pgrep; killall and pidof it has.)  SIGKILL after 2 s.
  */
-export function stopKeyManagers(): string {
+function stopKeyManagers(): string {
 	return [
 		'killall -TERM larval-km 2>/dev/null',
 		'n=0; while pidof larval-km >/dev/null && [ $n -lt 100 ]; do sleep 0.02; n=$((n+1)); done',
@@ -309,11 +309,20 @@ export class Lab {
 		}
 		const ns = t.kmNamespace;
 		return {
-			reset: [stopKeyManagers(), `ip -n ${ns} xfrm policy flush`, `ip -n ${ns} xfrm state flush`, ...t.nearPolicies],
+			reset: this.nearResetSteps(),
 			start: this.testKmStart(km),
 			stop: [stopKeyManagers()],
 			report: [`echo "=== km"; cat ${this.kmLog}`, `echo "=== km-stderr"; cat ${this.kmLog}.err`],
 		};
+	}
+
+	/**
+	 * Back to the near side as set up, with the test key manager: none
+	 * running, no SA, no policy but the topology's own.
+	 */
+	nearResetSteps(): string[] {
+		const ns = this.topo.kmNamespace;
+		return [stopKeyManagers(), `ip -n ${ns} xfrm policy flush`, `ip -n ${ns} xfrm state flush`, ...this.topo.nearPolicies];
 	}
 
 	/** Starts a charon on each side and loads their connections, for `larval exec --km strongswan`. */

@@ -53,7 +53,8 @@ const CLEAR_COUNTERS = ['XfrmInTmplMismatch', 'XfrmInNoPols', 'XfrmInPolBlock'];
 /** Lines of the near side's charon log a failed strongSwan case shows. */
 const CHARON_TAIL_LINES = 25;
 
-function num(v: unknown, fallback = NaN): number {
+/** A number from a TAP YAML value (tap-parser gives numbers or strings), or @fallback. */
+export function num(v: unknown, fallback = NaN): number {
 	return typeof v === 'number' ? v : typeof v === 'string' && v !== '' && !Number.isNaN(Number(v)) ? Number(v) : fallback;
 }
 

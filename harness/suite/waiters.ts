@@ -3,7 +3,8 @@ import { shellJoin } from '../util/shell.js';
 import { aeadKey, type Family, keyingLine, policyAdd } from '../net/xfrm.js';
 import { outboundInstallNs, parseEventLog } from '../probe/event-log.js';
 import { parseTap, type TapStream } from '../probe/tap.js';
-import { background, ECHO_PORT, kmArgs, type Lab, parseXfrmStat, RUN_DIR, splitSections, stopKeyManagers, sysctlSteps, waitForReady } from './lab.js';
+import { background, ECHO_PORT, kmArgs, type Lab, parseXfrmStat, RUN_DIR, splitSections, sysctlSteps, waitForReady } from './lab.js';
+import { num } from './outcome.js';
 
 /**
  * Many sockets waiting at once (vm-images/probes/larval-waiters.c): every
@@ -92,10 +93,6 @@ export function waitersArgs(spec: WaitersSpec): string[] {
 	return args;
 }
 
-function num(v: unknown): number {
-	return typeof v === 'number' ? v : typeof v === 'string' && v !== '' ? Number(v) : NaN;
-}
-
 function ns(v: unknown): bigint | null {
 	const n = num(v);
 	return Number.isFinite(n) && n > 0 ? BigInt(Math.round(n)) : null;
@@ -149,6 +146,7 @@ export function msAfterInstall(r: WaitersRun, t: bigint | null): number {
 export async function runWaiters(lab: Lab, spec: WaitersSpec, sysctls: Readonly<Record<string, string | number>>): Promise<WaitersRun> {
 	const t = lab.topo;
 	if (t.name !== 'transport') throw new LarvalError('the waiters scenario runs on the transport topology (its near side keys its own wide policy)');
+	if (t.client.ns !== t.kmNamespace || lab.keying !== 'test') throw new LarvalError('the waiters scenario needs the test key manager on the probe\'s side');
 	const near = t.client.ns;
 	const [me, via] = spec.family === 4 ? [t.client.v4, t.server.v4] : [t.client.v6, t.server.v6];
 	const wide = WIDE[spec.family].prefix;
@@ -158,13 +156,7 @@ export async function runWaiters(lab: Lab, spec: WaitersSpec, sysctls: Readonly<
 	const keyed = nthPeer(spec.family, keyedPeerIndex(spec));
 	const table = `${keyingLine({ src: me, dst: keyed, spi: WAITERS_SPI, mode: 'transport', reqid: WAITERS_REQID, key: WAITERS_KEY })}\n`;
 	const fam = spec.family === 4 ? '-4' : '-6';
-	const cleanUp = [
-		stopKeyManagers(),
-		`ip -n ${near} xfrm policy flush`,
-		`ip -n ${near} xfrm state flush`,
-		`ip -n ${near} ${fam} route del ${wide} 2>/dev/null`,
-		...t.nearPolicies,
-	];
+	const cleanUp = [...lab.nearResetSteps(), `ip -n ${near} ${fam} route del ${wide} 2>/dev/null`];
 	const args = waitersArgs(spec);
 	const script = [
 		'set -u',
@@ -194,11 +186,17 @@ export async function runWaiters(lab: Lab, spec: WaitersSpec, sysctls: Readonly<
 	return waitersRunOf(tapText, parseTap(tapText), Number(s.get('probe-status')?.trim() ?? NaN), s.get('probe-stderr')?.trim() ?? '', s.get('km') ?? '', s.get('xfrm-stat') ?? '', spec.sockets);
 }
 
-/** What contradicts "one installation wakes every socket waiting on that acquire, none before it". */
-export function everyWaiterWokenByInstall(r: WaitersRun): string[] {
+/** The run itself, and every socket connected and waiting at first (not writable before @until). */
+function allWaitingAtFirst(r: WaitersRun, until: string): string[] {
 	const out = [...r.problems];
 	if (r.connectErrors) out.push(`${r.connectErrors} connect() calls failed (${r.firstConnectErrno})`);
-	if (r.writableAtOnce) out.push(`${r.writableAtOnce}/${r.sockets} sockets writable before any SA`);
+	if (r.writableAtOnce) out.push(`${r.writableAtOnce}/${r.sockets} sockets writable before ${until}`);
+	return out;
+}
+
+/** What contradicts "one installation wakes every socket waiting on that acquire, none before it". */
+export function everyWaiterWokenByInstall(r: WaitersRun): string[] {
+	const out = allWaitingAtFirst(r, 'any SA');
 	if (r.woken !== r.sockets) out.push(`${r.woken}/${r.sockets} sockets woken`);
 	if (r.acquires !== 1) out.push(`${r.acquires} ACQUIREs, expected 1 for one peer`);
 	out.push(...wokenAfterInstall(r));
@@ -207,9 +205,7 @@ export function everyWaiterWokenByInstall(r: WaitersRun): string[] {
 
 /** What contradicts "of N acquires with one waiter each, installing one SA wakes exactly its socket". */
 export function onlyTheKeyedWaiterWoken(r: WaitersRun, keyedIndex: number): string[] {
-	const out = [...r.problems];
-	if (r.connectErrors) out.push(`${r.connectErrors} connect() calls failed (${r.firstConnectErrno})`);
-	if (r.writableAtOnce) out.push(`${r.writableAtOnce}/${r.sockets} sockets writable before any SA`);
+	const out = allWaitingAtFirst(r, 'any SA');
 	if (r.woken !== 1 || r.wokenIndex[0] !== keyedIndex) out.push(`woken: ${r.woken} socket(s) [${r.wokenIndex.join(', ')}], expected exactly socket ${keyedIndex}`);
 	if (r.acquires !== r.sockets) out.push(`${r.acquires} ACQUIREs, expected one per peer (${r.sockets})`);
 	out.push(...wokenAfterInstall(r));
@@ -231,9 +227,7 @@ function wokenAfterInstall(r: WaitersRun): string[] {
  * woken with EHOSTUNREACH in SO_ERROR" (the key manager never answers).
  */
 export function everyWaiterFailed(r: WaitersRun): string[] {
-	const out = [...r.problems];
-	if (r.connectErrors) out.push(`${r.connectErrors} connect() calls failed (${r.firstConnectErrno})`);
-	if (r.writableAtOnce) out.push(`${r.writableAtOnce}/${r.sockets} sockets writable before the acquire ended`);
+	const out = allWaitingAtFirst(r, 'the acquire ended');
 	if (r.woken !== r.sockets) out.push(`${r.woken}/${r.sockets} sockets woken`);
 	if (r.soErrors !== r.sockets || r.firstSoError !== 'EHOSTUNREACH') out.push(`${r.soErrors}/${r.sockets} woken with SO_ERROR set (first: ${r.firstSoError || 'none'}), expected all with EHOSTUNREACH`);
 	if (r.installs) out.push(`the key manager installed ${r.installs} SA(s)`);

@@ -175,24 +175,30 @@ static void raise_nofile(void)
 			     opt.count + 64, strerror(errno));
 }
 
+/* Marks the sockets of @n events woken at @now and stops watching them. */
+static long take_events(int ep, const struct epoll_event *ev, int n,
+			uint64_t now)
+{
+	int k;
+
+	for (k = 0; k < n; k++) {
+		struct waiter *x = &w[ev[k].data.u32];
+
+		x->woken_ns = now;
+		epoll_ctl(ep, EPOLL_CTL_DEL, x->fd, NULL);
+	}
+	return n;
+}
+
 /* Takes the sockets epoll reports writable right now, without waiting. */
 static long drain_ready(int ep)
 {
 	struct epoll_event ev[256];
 	long woken = 0;
-	int n, k;
+	int n;
 
-	while ((n = epoll_wait(ep, ev, 256, 0)) > 0) {
-		uint64_t now = tap_now_ns();
-
-		for (k = 0; k < n; k++) {
-			struct waiter *x = &w[ev[k].data.u32];
-
-			x->woken_ns = now;
-			epoll_ctl(ep, EPOLL_CTL_DEL, x->fd, NULL);
-			woken++;
-		}
-	}
+	while ((n = epoll_wait(ep, ev, 256, 0)) > 0)
+		woken += take_events(ep, ev, n, tap_now_ns());
 	if (n < 0)
 		tap_bail_out("epoll_wait: %s", strerror(errno));
 	return woken;
@@ -206,7 +212,7 @@ static long collect(int ep, uint64_t until_ns, long woken, long stop_at,
 
 	while (woken < stop_at) {
 		uint64_t now = tap_now_ns();
-		int n, k;
+		int n;
 
 		if (now >= until_ns)
 			break;
@@ -217,16 +223,9 @@ static long collect(int ep, uint64_t until_ns, long woken, long stop_at,
 				continue;
 			tap_bail_out("epoll_wait: %s", strerror(errno));
 		}
-		now = tap_now_ns();
 		if (n > 0)
 			(*rounds)++;
-		for (k = 0; k < n; k++) {
-			struct waiter *x = &w[ev[k].data.u32];
-
-			x->woken_ns = now;
-			epoll_ctl(ep, EPOLL_CTL_DEL, x->fd, NULL);
-			woken++;
-		}
+		woken += take_events(ep, ev, n, tap_now_ns());
 	}
 	return woken;
 }
