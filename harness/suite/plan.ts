@@ -1,6 +1,6 @@
 import { resolveKernel } from '../kernel/target.js';
 import { LarvalError } from '../util/errors.js';
-import { CASES, type Case, type Check, type Mode, modeById, RESOLVE_1 } from './cases.js';
+import { CASES, type Case, SOAK_CASES, type Check, type Mode, modeById, RESOLVE_1 } from './cases.js';
 import { type CellResult, KernelSession } from './session.js';
 
 /**
@@ -15,11 +15,11 @@ export function cellsOf(c: Case, opts: { resolve?: boolean; onlyMode?: string } 
 	return cells.filter((x) => !opts.onlyMode || x.mode.id === opts.onlyMode);
 }
 
-/** Cases whose id matches a glob-ish pattern (`*` wildcard) or a substring. */
+/** Cases whose id matches a glob-ish pattern (`*` wildcard) or a substring; the soak cases only when a pattern names them. */
 export function selectCases(pattern?: string): Case[] {
 	if (!pattern) return [...CASES];
 	const re = pattern.includes('*') ? new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`) : null;
-	const picked = CASES.filter((c) => (re ? re.test(c.id) : c.id.includes(pattern)));
+	const picked = [...CASES, ...SOAK_CASES].filter((c) => (re ? re.test(c.id) : c.id.includes(pattern)));
 	if (!picked.length) throw new LarvalError(`no case matches "${pattern}"; cases: ${CASES.map((c) => c.id).join(', ')}`);
 	return picked;
 }

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { CASES, STOCK_MODES } from '../../harness/suite/cases.js';
+import { CASES as MATRIX, SOAK_CASES, STOCK_MODES } from '../../harness/suite/cases.js';
 import { transportTopology } from '../../harness/net/topology.js';
+
+/** The soak cases obey the same rules as the matrix's. */
+const CASES = [...MATRIX, ...SOAK_CASES];
 
 describe('the case matrix', () => {
 	it('names every case once', () => {
