@@ -77,7 +77,8 @@ export function defineDebugSuite(subset: DebugSubset): void {
 
 		it('a namespace deleted under sleeping sockets: no splat, torn down after them', async () => {
 			const lab = await session.lab('transport');
-			const spec = { acqExpiresS: 5 };
+			// Long enough that the debug guest (seconds to start eight probes) has them all asleep when the name goes.
+			const spec = { acqExpiresS: 20 };
 			const r = await runNetnsTeardown(lab.vm, spec, lab.timeScale);
 			const misses = teardownViolations(r, spec);
 			progress(`debug netns teardown: ${describeTeardown(r)}${misses.length ? ` (differs, not failed for it: ${misses.join('; ')})` : ''}`);

@@ -13,9 +13,8 @@ import { repeatFor } from './repeat.js';
  * each case runs REPEAT times and every run must be one of the behaviours
  * stock is known to show.
  */
-const REPEAT = repeatFor('stock');
-
-describe.each(['distro', 'stock'])('stock semantics on %s', (kernelName) => {
+describe.each(['distro', 'stock'] as const)('stock semantics on %s', (kernelName) => {
+	const REPEAT = repeatFor(kernelName);
 	let session: KernelSession | undefined;
 	const getSession = async () => (session ??= new KernelSession(await resolveKernel(kernelName)));
 	afterAll(async () => {
