@@ -9,14 +9,17 @@ import { bootGuest } from './vm/guest.js';
 import { GuestDiedError, type Vm } from './vm/vm.js';
 import { ExecTimeoutError } from './vm/ssh.js';
 import { formatFindings } from './vm/console-scan.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { resultsRoot } from './util/paths.js';
 import { CASES, findCase, RESOLVE_1 } from './suite/cases.js';
 import { runMatrix, selectCases } from './suite/plan.js';
 import { type CellResult, cellPassed, cellText } from './suite/session.js';
 import { narrate } from './suite/outcome.js';
-import { type BenchRow, benchKernel, renderBench } from './suite/bench.js';
+import { BENCH_PARTS, type BenchPart, runBench } from './suite/bench-run.js';
+import { renderBenchReport } from './suite/bench-report.js';
+import { benchFigures } from './report/bench-figures.js';
+import { compareFigures, DEFAULT_TOLERANCE_PCT, figuresOfJson, renderComparison } from './report/bench-compare.js';
 import { renderJunit, renderTable } from './report/table.js';
 import { hostToolsOverlay, strongswanOverlay } from './image/build.js';
 import { parseKeyManager, parseResolve, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
@@ -53,11 +56,20 @@ const USAGE = `usage: larval COMMAND [OPTIONS]
   run [--kernel K ...] [--filter PATTERN] [--repeat N] [--json FILE] [--junit FILE]
       Run the semantics matrix on each kernel (default: distro stock patched)
       and print one table: a row per case and mode, a column per kernel.
-  bench [--kernel K ...] [--repeat N] [--json FILE]
+  bench [--kernel K ...] [--repeat N] [--only latency|fastpath|memory ...]
+        [--json FILE] [--compare BASELINE.json] [--tolerance PCT]
       Side-by-side figures (median of N): release latency of a held packet
       against steady-state one-way latency; TCP connect through a trap
       policy (minus the key manager's time) against a keyed connect; the
-      wake cost of 1 against 1,000 sockets waiting on one acquire.
+      wake cost of 1 against 1,000 sockets waiting on one acquire; UDP
+      packets per second through ESP with the SA in place, each kernel
+      against stock (N rounds booting every kernel in turn), and the boot
+      to the first command; memory per pending acquire and per held
+      packet at 10,000 acquires.  --compare: as bench-compare, after.
+  bench-compare BASELINE.json CURRENT.json [--tolerance PCT]
+      Per figure of two \`bench --json\` files: baseline, current, change.
+      Exits 1 when a gated figure (the series' ratios) got worse by more
+      than PCT percent (default ${DEFAULT_TOLERANCE_PCT}) or is missing.
   check-series [--from N] [--to N] [--no-build] [--no-boot] [--json FILE]
       Bisectability: for each patch N of kernel-patches/series, checkpatch
       --strict, then apply it on top of 1..N-1, build that prefix
@@ -223,15 +235,46 @@ async function cmdRun(args: ParsedArgs): Promise<number> {
 	return cells.every(cellPassed) ? 0 : 1;
 }
 
+function benchParts(args: ParsedArgs): BenchPart[] {
+	const only = (args.options.get('only') ?? []).flatMap((o) => o.split(',')).filter(Boolean);
+	for (const p of only) if (!(BENCH_PARTS as readonly string[]).includes(p)) throw new LarvalError(`--only takes ${BENCH_PARTS.join(', ')}, not ${p}`);
+	return only.length ? (only as BenchPart[]) : [...BENCH_PARTS];
+}
+
+function tolerance(args: ParsedArgs): number {
+	const t = Number(single(args, 'tolerance', String(DEFAULT_TOLERANCE_PCT)));
+	if (!Number.isFinite(t) || t < 0) throw new LarvalError(`--tolerance must be a percentage, not ${single(args, 'tolerance', '')}`);
+	return t;
+}
+
+/** Prints the comparison of two runs' figures; 1 when a gated figure regressed. */
+function compareBenchFiles(baselinePath: string, current: ReturnType<typeof figuresOfJson>, tolerancePct: number): number {
+	const c = compareFigures(figuresOfJson(readFileSync(baselinePath, 'utf8'), baselinePath), current, tolerancePct);
+	console.log(`\nAgainst ${baselinePath}:\n${renderComparison(c)}`);
+	return c.regressions.length ? 1 : 0;
+}
+
 async function cmdBench(args: ParsedArgs): Promise<number> {
-	const kernels = args.options.get('kernel') ?? ['stock', 'patched'];
+	const names = args.options.get('kernel') ?? ['stock', 'patched'];
 	const repeat = positiveNumber(single(args, 'repeat', '5'), '--repeat');
-	const rows: BenchRow[] = [];
-	for (const k of kernels) rows.push(...(await benchKernel(await resolveKernel(k), repeat)));
-	console.log(renderBench(rows));
-	console.log(`median of ${repeat} runs each; all times on the guest's CLOCK_MONOTONIC; accelerator ${[...new Set(rows.map((r) => r.accel))].join(', ')}`);
-	writeReport(args.options.get('json')?.[0], JSON.stringify({ repeat, rows }, null, '\t'));
-	return 0;
+	const parts = benchParts(args);
+	const tolerancePct = tolerance(args);
+	const kernels = [];
+	for (const k of names) kernels.push(await resolveKernel(k));
+	const started = Date.now();
+	const report = await runBench(kernels, repeat, parts);
+	const figures = benchFigures(report);
+	console.log(renderBenchReport(report));
+	console.log(`median of ${repeat} runs each; latencies on the guest's CLOCK_MONOTONIC, boots on the host's clock; accelerator ${report.accel.join(', ')}; ${Math.round((Date.now() - started) / 1000)} s`);
+	writeReport(args.options.get('json')?.[0], JSON.stringify({ ...report, figures }, null, '\t'));
+	const baseline = args.options.get('compare')?.[0];
+	return baseline ? compareBenchFiles(baseline, figures, tolerancePct) : 0;
+}
+
+async function cmdBenchCompare(args: ParsedArgs): Promise<number> {
+	const [baseline, current] = args.positional;
+	if (!baseline || !current || args.positional.length > 2) throw new LarvalError('usage: larval bench-compare BASELINE.json CURRENT.json [--tolerance PCT]');
+	return compareBenchFiles(baseline, figuresOfJson(readFileSync(current, 'utf8'), current), tolerance(args));
 }
 
 async function cmdCheckSeries(args: ParsedArgs): Promise<number> {
@@ -260,7 +303,8 @@ const COMMANDS: Record<string, { options: string[]; flags: string[]; run: (a: Pa
 	shell: { options: ['kernel', ...GUEST_OPTIONS], flags: [], run: cmdShell },
 	repro: { options: ['kernel', 'repeat', 'mode'], flags: [], run: cmdRepro },
 	run: { options: ['kernel', 'filter', 'repeat', 'json', 'junit'], flags: [], run: cmdRun },
-	bench: { options: ['kernel', 'repeat', 'json'], flags: [], run: cmdBench },
+	bench: { options: ['kernel', 'repeat', 'only', 'json', 'compare', 'tolerance'], flags: [], run: cmdBench },
+	'bench-compare': { options: ['tolerance'], flags: [], run: cmdBenchCompare },
 	'check-series': { options: ['from', 'to', 'json'], flags: ['no-build', 'no-boot'], run: cmdCheckSeries },
 };
 

@@ -58,7 +58,8 @@ export async function buildGuestPrograms(): Promise<Map<string, string>> {
 	}
 	for (const src of missing) {
 		const name = basename(src, '.c');
-		const tmp = join(outDir, `${name}.tmp`);
+		// Another larval process may compile the same sources at once: its own temporary name each.
+		const tmp = join(outDir, `${name}.${process.pid}.tmp`);
 		await compileStatic(src, tmp, [join(vmImagesDir, 'lib')]);
 		renameSync(tmp, join(outDir, name));
 	}

@@ -2,6 +2,7 @@ import type { KernelTarget } from '../kernel/target.js';
 import { topology } from '../net/topology.js';
 import { type GuestEvent, outboundInstallNs, requestSentNs, successfulInstall } from '../probe/event-log.js';
 import { textTable } from '../report/table.js';
+import { median } from '../util/stats.js';
 import { bootGuest } from '../vm/guest.js';
 import { type Mode, RESOLVE_1, STOCK_MODES } from './cases.js';
 import { type CaseRun, kernelHasResolve, Lab } from './lab.js';
@@ -59,13 +60,6 @@ export interface BenchRow {
 export const WAKE_MANY = 1000;
 /** Every socket waits well before the installation: set-up takes 0.1 s for 1,000 under TCG. */
 const WAKE_KM_DELAY_MS = 1000;
-
-export function median(xs: readonly number[]): number | null {
-	const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
-	if (!v.length) return null;
-	const mid = Math.floor(v.length / 2);
-	return v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
-}
 
 function firstEcho(run: CaseRun, id: number): GuestEvent | undefined {
 	return run.echo.find((e) => e.kind === 'RECV' && e.fields.id === String(id));

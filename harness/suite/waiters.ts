@@ -139,34 +139,51 @@ export function msAfterInstall(r: WaitersRun, t: bigint | null): number {
 }
 
 /**
+ * The wide policy of @family in the lab's near namespace, with its route
+ * via the far host, and a keying table holding the SA of peer @keyedIndex
+ * alone: set-up (guarded: a failing step ends the script as not ready) and
+ * clean-up, which takes it all away so the lab's cases see the topology as
+ * before.
+ */
+export function widePolicySteps(lab: Lab, family: Family, keyedIndex: number): { setUp: string[]; cleanUp: string[]; keys: string } {
+	const t = lab.topo;
+	if (t.name !== 'transport') throw new LarvalError('the wide policy lives on the transport topology (its near side keys its own policy)');
+	if (t.client.ns !== t.kmNamespace || lab.keying !== 'test') throw new LarvalError('the wide policy needs the test key manager on the probe\'s side');
+	const near = t.client.ns;
+	const [me, via] = family === 4 ? [t.client.v4, t.server.v4] : [t.client.v6, t.server.v6];
+	const wide = WIDE[family].prefix;
+	const host = family === 4 ? '/32' : '/128';
+	const keys = `${RUN_DIR}/keys-waiters`;
+	const table = `${keyingLine({ src: me, dst: nthPeer(family, keyedIndex), spi: WAITERS_SPI, mode: 'transport', reqid: WAITERS_REQID, key: WAITERS_KEY })}\n`;
+	const fam = family === 4 ? '-4' : '-6';
+	return {
+		setUp: [
+			...[
+				`ip -n ${near} ${fam} route replace ${wide} via ${via}`,
+				`ip -n ${near} ${shellJoin(policyAdd({ dir: 'out', src: `${me}${host}`, dst: wide, proto: IPPROTO_UDP, tmpl: { mode: 'transport', reqid: WAITERS_REQID } }))}`,
+			].map((cmd) => `${cmd} 2>${RUN_DIR}/waiters.err || { echo "=== not-ready"; echo ${shellJoin([cmd])}; cat ${RUN_DIR}/waiters.err; exit 94; }`),
+			`cat > ${keys} <<'KEYS'\n${table}KEYS`,
+		],
+		cleanUp: [...lab.nearResetSteps(), `ip -n ${near} ${fam} route del ${wide} 2>/dev/null`],
+		keys,
+	};
+}
+
+/**
  * Runs larval-waiters once in the lab's near namespace, with its own wide
  * policy, route and keying table, and takes them away again so the lab's
  * cases see the topology as before.
  */
 export async function runWaiters(lab: Lab, spec: WaitersSpec, sysctls: Readonly<Record<string, string | number>>): Promise<WaitersRun> {
-	const t = lab.topo;
-	if (t.name !== 'transport') throw new LarvalError('the waiters scenario runs on the transport topology (its near side keys its own wide policy)');
-	if (t.client.ns !== t.kmNamespace || lab.keying !== 'test') throw new LarvalError('the waiters scenario needs the test key manager on the probe\'s side');
-	const near = t.client.ns;
-	const [me, via] = spec.family === 4 ? [t.client.v4, t.server.v4] : [t.client.v6, t.server.v6];
-	const wide = WIDE[spec.family].prefix;
-	const host = spec.family === 4 ? '/32' : '/128';
-	const keys = `${RUN_DIR}/keys-waiters`;
+	const near = lab.topo.client.ns;
+	const { setUp, cleanUp, keys } = widePolicySteps(lab, spec.family, keyedPeerIndex(spec));
 	const kmLog = `${RUN_DIR}/km-waiters.log`;
-	const keyed = nthPeer(spec.family, keyedPeerIndex(spec));
-	const table = `${keyingLine({ src: me, dst: keyed, spi: WAITERS_SPI, mode: 'transport', reqid: WAITERS_REQID, key: WAITERS_KEY })}\n`;
-	const fam = spec.family === 4 ? '-4' : '-6';
-	const cleanUp = [...lab.nearResetSteps(), `ip -n ${near} ${fam} route del ${wide} 2>/dev/null`];
 	const args = waitersArgs(spec);
 	const script = [
 		'set -u',
 		...cleanUp,
 		...sysctlSteps(near, sysctls),
-		...[
-			`ip -n ${near} ${fam} route replace ${wide} via ${via}`,
-			`ip -n ${near} ${shellJoin(policyAdd({ dir: 'out', src: `${me}${host}`, dst: wide, proto: IPPROTO_UDP, tmpl: { mode: 'transport', reqid: WAITERS_REQID } }))}`,
-		].map((cmd) => `${cmd} 2>${RUN_DIR}/waiters.err || { echo "=== not-ready"; echo ${shellJoin([cmd])}; cat ${RUN_DIR}/waiters.err; exit 94; }`),
-		`cat > ${keys} <<'KEYS'\n${table}KEYS`,
+		...setUp,
 		`rm -f ${kmLog}`,
 		background(near, kmArgs(keys, kmLog, spec.kmNever ? { never: true } : { delayMs: spec.kmDelayMs }), `${kmLog}.err`),
 		waitForReady(kmLog, 'larval-km did not start'),

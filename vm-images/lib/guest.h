@@ -65,6 +65,15 @@
  *   parse_family(s)             "4" or "6" as AF_INET or AF_INET6, or
  *                               die_usage().
  *
+ * Addresses
+ *
+ *   sockaddr_nth(family, addr, port, n, ss)
+ *                               ADDR + n (added to its low 32 bits) and
+ *                               PORT in *ss, its length returned; ADDR
+ *                               NULL is the wildcard.  An ADDR not of the
+ *                               family is a die_usage(): the peers of a
+ *                               wide policy are numbered from one address.
+ *
  * Example
  *
  *	while ((c = next_opt(argc, argv, lo)) != -1) {
@@ -89,8 +98,10 @@
 #error "define PROG, the program's name, before including guest.h"
 #endif
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -250,6 +261,34 @@ static inline int parse_family(const char *s)
 	if (!strcmp(s, "6"))
 		return AF_INET6;
 	die_usage("--family must be 4 or 6");
+}
+
+static inline socklen_t sockaddr_nth(int family, const char *addr, int port,
+				     uint32_t n, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(port);
+		if (addr && inet_pton(AF_INET, addr, &a->sin_addr) != 1)
+			die_usage("'%s' is not an IPv4 address", addr);
+		a->sin_addr.s_addr = htonl(ntohl(a->sin_addr.s_addr) + n);
+		return sizeof(*a);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		uint32_t low;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(port);
+		if (addr && inet_pton(AF_INET6, addr, &a->sin6_addr) != 1)
+			die_usage("'%s' is not an IPv6 address", addr);
+		memcpy(&low, &a->sin6_addr.s6_addr[12], 4);
+		low = htonl(ntohl(low) + n);
+		memcpy(&a->sin6_addr.s6_addr[12], &low, 4);
+		return sizeof(*a);
+	}
 }
 
 #endif /* LARVAL_GUEST_H */

@@ -131,38 +131,6 @@ static void parse_args(int argc, char **argv)
 			  opt.count);
 }
 
-/* The peer of socket @i: ADDR, or ADDR + i in its low 32 bits. */
-static socklen_t peer_addr(long i, struct sockaddr_storage *ss)
-{
-	long add = opt.distinct ? i : 0;
-
-	memset(ss, 0, sizeof(*ss));
-	if (opt.family == AF_INET) {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-
-		a->sin_family = AF_INET;
-		a->sin_port = htons(opt.port);
-		if (inet_pton(AF_INET, opt.peer, &a->sin_addr) != 1)
-			die_usage("--peer: '%s' is not an IPv4 address",
-				  opt.peer);
-		a->sin_addr.s_addr = htonl(ntohl(a->sin_addr.s_addr) + add);
-		return sizeof(*a);
-	} else {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-		uint32_t low;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons(opt.port);
-		if (inet_pton(AF_INET6, opt.peer, &a->sin6_addr) != 1)
-			die_usage("--peer: '%s' is not an IPv6 address",
-				  opt.peer);
-		memcpy(&low, &a->sin6_addr.s6_addr[12], 4);
-		low = htonl(ntohl(low) + add);
-		memcpy(&a->sin6_addr.s6_addr[12], &low, 4);
-		return sizeof(*a);
-	}
-}
-
 static void raise_nofile(void)
 {
 	struct rlimit rl = {
@@ -259,7 +227,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < opt.count; i++) {
 		struct epoll_event ev = { .events = EPOLLOUT, .data.u32 = i };
 		struct sockaddr_storage ss;
-		socklen_t len = peer_addr(i, &ss);
+		socklen_t len = sockaddr_nth(opt.family, opt.peer, opt.port,
+					     opt.distinct ? i : 0, &ss);
 
 		w[i].fd = socket(opt.family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
 		if (w[i].fd < 0)
