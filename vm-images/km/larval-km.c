@@ -31,13 +31,13 @@
 #define PROG		"larval-km"
 #include "guest.h"
 #include "tap.h"
+#include "xfrm-nl.h"
 
 #define KEY_LEN		20	/* rfc4106: 16 bytes AES key + 4 bytes salt */
 #define ICV_BITS	128
 #define AEAD_NAME	"rfc4106(gcm(aes))"
 #define MAX_KEYS	256
 #define MAX_JOBS	128
-#define NL_BUF		65536
 #define ACK_WAIT_MS	2000
 
 struct key_entry {
@@ -90,7 +90,6 @@ static int nkeys;
 static struct job jobs[MAX_JOBS];
 static int ev_fd = -1;		/* multicast events */
 static int req_fd = -1;		/* our requests and their acks */
-static uint32_t req_seq;
 
 static struct {
 	unsigned long acquires, installs, deletes, errors;
@@ -321,21 +320,23 @@ static int find_key(int family, const xfrm_address_t *src,
 
 /* ---- netlink ------------------------------------------------------- */
 
-static int nl_socket(void)
+static int nl_socket(const unsigned int *groups, int ngroups, int rcvbuf)
 {
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	int one = 1;
+	/* Error strings from the kernel say which attribute it disliked. */
+	const struct xfrm_nl_cfg cfg = {
+		.rcvbuf = rcvbuf, .ext_ack = true,
+		.groups = groups, .ngroups = ngroups,
+	};
+	struct xfrm_nl_fail fail;
 	int fd;
 
-	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_XFRM);
-	if (fd < 0)
-		die("socket(NETLINK_XFRM): %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		die("bind(NETLINK_XFRM): %s", strerror(errno));
-	/* Error strings from the kernel say which attribute it disliked. */
-	setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
-	setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
-	return fd;
+	fd = xfrm_nl_open(&cfg, &fail);
+	if (fd >= 0)
+		return fd;
+	if (fail.group)
+		die("joining XFRM netlink group %u: %s", fail.group,
+		    strerror(errno));
+	die("%s(NETLINK_XFRM): %s", fail.call, strerror(errno));
 }
 
 static void nl_open(void)
@@ -343,36 +344,11 @@ static void nl_open(void)
 	static const unsigned int groups[] = {
 		XFRMNLGRP_ACQUIRE, XFRMNLGRP_EXPIRE, XFRMNLGRP_SA,
 	};
-	int rcvbuf = 4 << 20;
-	unsigned int i;
 
-	ev_fd = nl_socket();
 	/* A burst of ACQUIREs must not overrun us while we wait for acks. */
-	if (setsockopt(ev_fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf,
-		       sizeof(rcvbuf)) < 0)
-		setsockopt(ev_fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-			   sizeof(rcvbuf));
-	for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
-		if (setsockopt(ev_fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
-			       &groups[i], sizeof(groups[i])) < 0)
-			die("joining XFRM netlink group %u: %s", groups[i],
-			    strerror(errno));
-	req_fd = nl_socket();
-}
-
-static bool nl_put_attr(struct nlmsghdr *n, size_t max, int type,
-			const void *data, size_t len)
-{
-	size_t off = NLMSG_ALIGN(n->nlmsg_len);
-	struct rtattr *rta = (struct rtattr *)((char *)n + off);
-
-	if (off + RTA_SPACE(len) > max)
-		return false;
-	rta->rta_type = type;
-	rta->rta_len = RTA_LENGTH(len);
-	memcpy(RTA_DATA(rta), data, len);
-	n->nlmsg_len = off + RTA_SPACE(len);
-	return true;
+	ev_fd = nl_socket(groups, sizeof(groups) / sizeof(groups[0]),
+			  4 << 20);
+	req_fd = nl_socket(NULL, 0, 0);
 }
 
 static void ack_message(const struct nlmsghdr *h, char *msg, size_t len)
@@ -385,12 +361,25 @@ static void ack_message(const struct nlmsghdr *h, char *msg, size_t len)
 	if (!(h->nlmsg_flags & NLM_F_ACK_TLVS))
 		return;
 	/* NETLINK_CAP_ACK: the TLVs follow the echoed header at once. */
-	rta = (const struct rtattr *)((const char *)e + sizeof(*e));
-	rem = (int)h->nlmsg_len - (int)((const char *)rta - (const char *)h);
+	rta = xfrm_nl_attrs(h, sizeof(*e), &rem);
 	for (; RTA_OK(rta, rem); rta = RTA_NEXT(rta, rem))
 		if (rta->rta_type == NLMSGERR_ATTR_MSG)
 			snprintf(msg, len, "%.*s", (int)RTA_PAYLOAD(rta),
 				 (const char *)RTA_DATA(rta));
+}
+
+struct ack_msg {
+	char *buf;
+	size_t len;
+};
+
+static void ack_reply(const struct nlmsghdr *h, void *arg)
+{
+	const struct nlmsgerr *e = NLMSG_DATA(h);
+	struct ack_msg *m = arg;
+
+	if (h->nlmsg_type == NLMSG_ERROR && e->error)
+		ack_message(h, m->buf, m->len);
 }
 
 /*
@@ -400,50 +389,13 @@ static void ack_message(const struct nlmsghdr *h, char *msg, size_t len)
 static int nl_request(struct nlmsghdr *n, uint64_t *acked_ns, char *msg,
 		      size_t msglen)
 {
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	static char buf[8192];
-	uint64_t deadline;
+	struct ack_msg m = { msg, msglen };
+	int err;
 
-	n->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
-	n->nlmsg_seq = ++req_seq;
 	msg[0] = '\0';
-	if (sendto(req_fd, n, n->nlmsg_len, 0, (struct sockaddr *)&kernel,
-		   sizeof(kernel)) < 0) {
-		*acked_ns = tap_now_ns();
-		return errno;
-	}
-	deadline = tap_now_ns() + ACK_WAIT_MS * 1000000ull;
-	for (;;) {
-		struct pollfd p = { .fd = req_fd, .events = POLLIN };
-		uint64_t now = tap_now_ns();
-		struct nlmsghdr *h;
-		ssize_t r;
-
-		if (now >= deadline) {
-			*acked_ns = now;
-			return ETIMEDOUT;
-		}
-		if (poll(&p, 1, (deadline - now) / 1000000 + 1) <= 0)
-			continue;
-		r = recv(req_fd, buf, sizeof(buf), MSG_DONTWAIT);
-		*acked_ns = tap_now_ns();
-		if (r < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return errno;
-		}
-		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)r);
-		     h = NLMSG_NEXT(h, r)) {
-			const struct nlmsgerr *e = NLMSG_DATA(h);
-
-			if (h->nlmsg_type != NLMSG_ERROR ||
-			    h->nlmsg_seq != n->nlmsg_seq)
-				continue;
-			if (e->error)
-				ack_message(h, msg, msglen);
-			return -e->error;
-		}
-	}
+	err = xfrm_nl_request(req_fd, n, ACK_WAIT_MS, ack_reply, &m);
+	*acked_ns = tap_now_ns();
+	return err;
 }
 
 /* ---- installing and deleting SAs ----------------------------------- */
@@ -472,34 +424,20 @@ static int sa_add(const struct key_entry *k, uint32_t seq,
 		  const struct acq_ctx *acq, uint64_t *done_ns, char *msg,
 		  size_t msglen)
 {
-	union {
-		struct nlmsghdr n;
-		char raw[1024];
-	} req;
-	struct {
-		struct xfrm_algo_aead a;
-		uint8_t key[KEY_LEN];
-	} aead;
+	union xfrm_nl_msg req;
 	struct xfrm_usersa_info *p;
 
-	memset(&req, 0, sizeof(req));
-	req.n.nlmsg_type = XFRM_MSG_NEWSA;
-	req.n.nlmsg_len = NLMSG_LENGTH(sizeof(*p));
-	p = NLMSG_DATA(&req.n);
+	p = xfrm_nl_start(&req, XFRM_MSG_NEWSA, sizeof(*p));
 	fill_sa_info(p, k, seq);
 
-	memset(&aead, 0, sizeof(aead));
-	snprintf(aead.a.alg_name, sizeof(aead.a.alg_name), "%s", AEAD_NAME);
-	aead.a.alg_key_len = KEY_LEN * 8;
-	aead.a.alg_icv_len = ICV_BITS;
-	memcpy(aead.key, k->key, KEY_LEN);
-	nl_put_attr(&req.n, sizeof(req), XFRMA_ALG_AEAD, &aead, sizeof(aead));
+	xfrm_nl_put_aead(&req.n, sizeof(req), AEAD_NAME, k->key, KEY_LEN,
+			 ICV_BITS);
 	/* The kernel only uses an SA for a marked policy if the marks agree. */
 	if (acq && acq->has_mark)
-		nl_put_attr(&req.n, sizeof(req), XFRMA_MARK, &acq->mark,
+		xfrm_nl_put(&req.n, sizeof(req), XFRMA_MARK, &acq->mark,
 			    sizeof(acq->mark));
 	if (acq && acq->has_if_id)
-		nl_put_attr(&req.n, sizeof(req), XFRMA_IF_ID, &acq->if_id,
+		xfrm_nl_put(&req.n, sizeof(req), XFRMA_IF_ID, &acq->if_id,
 			    sizeof(acq->if_id));
 	return nl_request(&req.n, done_ns, msg, msglen);
 }
@@ -507,24 +445,18 @@ static int sa_add(const struct key_entry *k, uint32_t seq,
 static int sa_del(const struct key_entry *k, const struct acq_ctx *acq,
 		  uint64_t *done_ns, char *msg, size_t msglen)
 {
-	union {
-		struct nlmsghdr n;
-		char raw[512];
-	} req;
+	union xfrm_nl_msg req;
 	struct xfrm_usersa_id *id;
 
-	memset(&req, 0, sizeof(req));
-	req.n.nlmsg_type = XFRM_MSG_DELSA;
-	req.n.nlmsg_len = NLMSG_LENGTH(sizeof(*id));
-	id = NLMSG_DATA(&req.n);
+	id = xfrm_nl_start(&req, XFRM_MSG_DELSA, sizeof(*id));
 	id->daddr = k->dst;
 	id->spi = htonl(k->spi);
 	id->family = k->family;
 	id->proto = k->proto;
-	nl_put_attr(&req.n, sizeof(req), XFRMA_SRCADDR, &k->src,
+	xfrm_nl_put(&req.n, sizeof(req), XFRMA_SRCADDR, &k->src,
 		    sizeof(k->src));
 	if (acq && acq->has_mark)
-		nl_put_attr(&req.n, sizeof(req), XFRMA_MARK, &acq->mark,
+		xfrm_nl_put(&req.n, sizeof(req), XFRMA_MARK, &acq->mark,
 			    sizeof(acq->mark));
 	return nl_request(&req.n, done_ns, msg, msglen);
 }
@@ -698,27 +630,21 @@ static void parse_acquire_attrs(const struct nlmsghdr *h,
 	int rem;
 
 	*tmpl = NULL;
-	rta = (const struct rtattr *)((const char *)ua +
-				      NLMSG_ALIGN(sizeof(*ua)));
-	rem = (int)h->nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof(*ua)));
+	rta = xfrm_nl_attrs(h, sizeof(*ua), &rem);
 	for (; RTA_OK(rta, rem); rta = RTA_NEXT(rta, rem)) {
 		switch (rta->rta_type) {
 		case XFRMA_TMPL:
 			*tmpl = pick_tmpl(ua, rta);
 			break;
 		case XFRMA_MARK:
-			if (RTA_PAYLOAD(rta) >= sizeof(acq->mark)) {
-				memcpy(&acq->mark, RTA_DATA(rta),
-				       sizeof(acq->mark));
+			if (xfrm_nl_attr_copy(rta, &acq->mark,
+					      sizeof(acq->mark)))
 				acq->has_mark = acq->mark.v || acq->mark.m;
-			}
 			break;
 		case XFRMA_IF_ID:
-			if (RTA_PAYLOAD(rta) >= sizeof(acq->if_id)) {
-				memcpy(&acq->if_id, RTA_DATA(rta),
-				       sizeof(acq->if_id));
+			if (xfrm_nl_attr_copy(rta, &acq->if_id,
+					      sizeof(acq->if_id)))
 				acq->has_if_id = acq->if_id != 0;
-			}
 			break;
 		}
 	}
@@ -865,7 +791,7 @@ static void handle_message(const struct nlmsghdr *h, uint64_t t)
 
 static void read_events(void)
 {
-	static char buf[NL_BUF] __attribute__((aligned(8)));
+	static char buf[XFRM_NL_BUF] __attribute__((aligned(8)));
 
 	for (;;) {
 		struct nlmsghdr *h;
