@@ -63,6 +63,12 @@ check: build
 bench: kernels
 	$(LARVAL) bench --kernel stock --kernel patched --json $(RESULTS)/bench.json
 
+# The fuzzer on the debug kernel: `make fuzz MINUTES=30 SEED=42`.
+MINUTES ?= 10
+.PHONY: fuzz
+fuzz: kernel-debug
+	$(LARVAL) fuzz --kernel patched --config debug --minutes $(MINUTES) $(if $(SEED),--seed $(SEED)) --json $(RESULTS)/fuzz.json
+
 # Bisectability: every prefix of kernel-patches/series passes checkpatch
 # --strict, applies, builds, boots and keeps stock behaviour.
 check-series: deps build

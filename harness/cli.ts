@@ -23,6 +23,9 @@ import { compareFigures, DEFAULT_TOLERANCE_PCT, figuresOfJson, renderComparison 
 import { renderJunit, renderTable } from './report/table.js';
 import { hostToolsOverlay, strongswanOverlay } from './image/build.js';
 import { parseKeyManager, parseResolve, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
+import { renderFuzzCounts, runFuzz } from './suite/fuzz.js';
+import { parseSeed } from './suite/fuzz-plan.js';
+import { randomInt } from 'node:crypto';
 
 const USAGE = `usage: larval COMMAND [OPTIONS]
 
@@ -75,6 +78,13 @@ const USAGE = `usage: larval COMMAND [OPTIONS]
       --strict, then apply it on top of 1..N-1, build that prefix
       incrementally, boot it and run a few stock-mode compatibility rows.
       One row per patch; exits 1 if any prefix failed.
+  fuzz [--kernel K] [--config FLAVOUR] [--seed S] [--minutes M] [--json FILE]
+      Boot K (with --config debug: its KASAN/lockdep/kmemleak build) and
+      run larval-fuzz for M minutes (default 1): random XFRM policies,
+      SAs, ACQUIRE answers, sysctl flips and socket calls in two
+      namespaces, from seed S (default: random, printed).  Exits 1 on a
+      kernel splat, a hang, a call that overran its bound or a leak,
+      naming the seed and the command that reruns it.
 
 K is distro, stock, patched (default), a bzImage, or a kernel build tree.
 Environment: LARVAL_ACCEL=kvm|tcg|auto, LARVAL_CACHE (default ~/.cache/larval),
@@ -297,6 +307,29 @@ async function cmdCheckSeries(args: ParsedArgs): Promise<number> {
 	return rows.every(rowPassed) ? 0 : 1;
 }
 
+async function cmdFuzz(args: ParsedArgs): Promise<number> {
+	const seedArg = single(args, 'seed', '');
+	const seed = seedArg === '' ? randomInt(2 ** 32) : parseSeed(seedArg);
+	const minutes = positiveNumber(single(args, 'minutes', '1'), '--minutes');
+	const kernel = await resolveKernel(single(args, 'kernel', 'patched'), { config: single(args, 'config', 'base') });
+	console.log(`seed ${seed}`);
+	const r = await runFuzz(kernel, { seed, minutes });
+	console.log(`${r.kernel} (${r.config}) ${r.release}, ${r.accel}: boot ${(r.bootMs / 1000).toFixed(1)} s, fuzzing ${(r.fuzzMs / 1000).toFixed(1)} s`);
+	if (r.summary) console.log(`${r.summary.ops} operations:\n${renderFuzzCounts(r.summary)}`);
+	for (const f of r.findings) console.log(`\n${f.kind} at console line ${f.line}:\n${f.report}`);
+	if (r.hangDiagnosis) console.log(`\nwhat the guest said about the stuck fuzzer:\n${r.hangDiagnosis.trimEnd()}`);
+	if (r.leaks) console.log(`kmemleak: ${r.leaks.length} unreferenced object(s)`);
+	writeReport(args.options.get('json')?.[0], JSON.stringify(r, null, '\t'));
+	if (!r.problems.length) {
+		console.log(`clean; rerun with: ${r.reproduce}`);
+		return 0;
+	}
+	console.log(`\nFAIL\n${r.problems.join('\n')}`);
+	if (r.consoleLog) console.log(`console log: ${r.consoleLog}`);
+	if (r.artifacts) console.log(`fuzzer output: ${r.artifacts}`);
+	return 1;
+}
+
 const COMMANDS: Record<string, { options: string[]; flags: string[]; run: (a: ParsedArgs) => Promise<number> }> = {
 	build: { options: ['kernel', 'config'], flags: [], run: cmdBuild },
 	exec: { options: ['kernel', 'timeout', ...GUEST_OPTIONS], flags: ['keep-console'], run: cmdExec },
@@ -305,6 +338,7 @@ const COMMANDS: Record<string, { options: string[]; flags: string[]; run: (a: Pa
 	run: { options: ['kernel', 'filter', 'repeat', 'json', 'junit'], flags: [], run: cmdRun },
 	bench: { options: ['kernel', 'repeat', 'only', 'json', 'compare', 'tolerance'], flags: [], run: cmdBench },
 	'bench-compare': { options: ['tolerance'], flags: [], run: cmdBenchCompare },
+	fuzz: { options: ['kernel', 'config', 'seed', 'minutes', 'json'], flags: [], run: cmdFuzz },
 	'check-series': { options: ['from', 'to', 'json'], flags: ['no-build', 'no-boot'], run: cmdCheckSeries },
 };
 

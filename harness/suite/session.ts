@@ -22,7 +22,13 @@ export interface CellResult {
 	findings: ConsoleFinding[];
 }
 
+/** The debug flavour (KASAN, lockdep, kmemleak) runs about ten times slower under TCG. */
 const DEBUG_TIME_SCALE = 10;
+
+/** How much longer the harness waits for @kernel than for the base flavour. */
+export function timeScaleOf(kernel: KernelTarget): number {
+	return kernel.config === 'debug' ? DEBUG_TIME_SCALE : 1;
+}
 
 export function cellPassed(c: CellResult): boolean {
 	return !c.error && c.findings.length === 0 && c.outcomes.length > 0 && c.violations.every((v) => v.length === 0);
@@ -53,7 +59,7 @@ export class KernelSession {
 
 	/** @keying: who keys every lab of this guest (a topology's namespaces exist once per guest, so one or the other). */
 	constructor(readonly kernel: KernelTarget, readonly keying: LabKeying = 'test') {
-		this.timeScale = kernel.config === 'debug' ? DEBUG_TIME_SCALE : 1;
+		this.timeScale = timeScaleOf(kernel);
 	}
 
 	get accel(): string {
