@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { compareFigures, figuresOfJson, renderComparison } from '../../harness/report/bench-compare.js';
 import { type BenchFigure, benchFigures } from '../../harness/report/bench-figures.js';
@@ -69,5 +70,18 @@ describe('bench-compare', () => {
 		expect(() => figuresOfJson('{', 'bad.json')).toThrow(/bad.json is not JSON/);
 		expect(() => figuresOfJson('{"figures": []}', 'other.json')).toThrow(/no rows/);
 		expect(() => figuresOfJson('{"rows": [], "figures": [{"id": 1}]}', 'm.json')).toThrow(/malformed/);
+	});
+
+	it('reads the committed baseline (make bench compares with it): the four gated ratios of the README\'s run', () => {
+		const text = readFileSync(new URL('../fixtures/bench-baseline.json', import.meta.url), 'utf8');
+		const figures = figuresOfJson(text, 'bench-baseline.json');
+		const gated = Object.fromEntries(figures.filter((x) => x.gate).map((x) => [x.id, Number(x.value?.toFixed(3))]));
+		expect(gated).toEqual({
+			'release/steady patched [xfrm_resolve=1]': 1.584,
+			'connect ratio patched [xfrm_resolve=1]': 2.024,
+			'wake 1000/1 patched [xfrm_resolve=1]': 4.093,
+			'received pps patched [xfrm_resolve=1] / stock': 0.894,
+		});
+		expect(compareFigures(figures, figures, 50).regressions).toEqual([]);
 	});
 });
