@@ -3,7 +3,7 @@ import { shellJoin } from '../util/shell.js';
 import { aeadKey, type Family, keyingLine, policyAdd } from '../net/xfrm.js';
 import { outboundInstallNs, parseEventLog } from '../probe/event-log.js';
 import { parseTap, type TapStream } from '../probe/tap.js';
-import { background, ECHO_PORT, kmArgs, type Lab, parseXfrmStat, RUN_DIR, splitSections, sysctlSteps, waitForReady } from './lab.js';
+import { background, counterDelta, ECHO_PORT, kmArgs, type Lab, parseXfrmStat, RUN_DIR, splitSections, sysctlSteps, waitForReady } from './lab.js';
 import { num } from './outcome.js';
 
 /**
@@ -21,6 +21,12 @@ export interface WaitersSpec {
 	kmDelayMs: number;
 	/** The key manager never answers: the acquire expires (set net.core.xfrm_acq_expires) and every waiter fails. */
 	kmNever?: boolean;
+	/**
+	 * Before the sockets, larval-hold sends this many datagrams to the first
+	 * peer (unconnected, non-blocking: held), past the acquire's queue bound
+	 * (`xfrm_resolve_qlen`), so the acquire ends with a full queue.
+	 */
+	fillQueue?: number;
 	/** How long the probe waits for the wakes it expects, and then watches for wakes it does not. */
 	timeoutMs?: number;
 	settleMs?: number;
@@ -49,6 +55,7 @@ export interface WaitersRun {
 	installs: number;
 	/** When the key manager's NEWSA for the keyed peer left. */
 	installNs: bigint | null;
+	/** How the near namespace's /proc/net/xfrm_stat moved during the run. */
 	xfrmStat: Record<string, number>;
 	problems: string[];
 	tapText: string;
@@ -99,7 +106,7 @@ function ns(v: unknown): bigint | null {
 }
 
 /** Types what the probe and the key manager said; pure, for unit tests. */
-export function waitersRunOf(tapText: string, tap: TapStream, probeStatus: number, probeStderr: string, kmText: string, xfrmStatText: string, sockets: number): WaitersRun {
+export function waitersRunOf(tapText: string, tap: TapStream, probeStatus: number, probeStderr: string, kmText: string, xfrmStatText: string, sockets: number, xfrmStatBeforeText = ''): WaitersRun {
 	const point = (name: string) => tap.points.find((p) => p.name === name)?.diag ?? {};
 	const problems: string[] = [];
 	if (!tap.complete) problems.push(`larval-waiters TAP incomplete${tap.bailout ? `: bail out: ${tap.bailout}` : ''}`);
@@ -126,7 +133,7 @@ export function waitersRunOf(tapText: string, tap: TapStream, probeStatus: numbe
 		acquires: km.filter((e) => e.kind === 'ACQUIRE').length,
 		installs: km.filter((e) => e.kind === 'INSTALL' && (e.fields.err ?? '0') === '0').length,
 		installNs: outboundInstallNs(km),
-		xfrmStat: parseXfrmStat(xfrmStatText),
+		xfrmStat: counterDelta(parseXfrmStat(xfrmStatBeforeText), parseXfrmStat(xfrmStatText)),
 		problems,
 		tapText,
 		kmLog: kmText,
@@ -169,6 +176,11 @@ export function widePolicySteps(lab: Lab, family: Family, keyedIndex: number): {
 	};
 }
 
+function fillQueueStep(near: string, spec: WaitersSpec): string {
+	const hold = ['larval-hold', '--family', String(spec.family), '--peer', nthPeer(spec.family, 0), '--port', String(ECHO_PORT), '--per-peer', String(spec.fillQueue)];
+	return `ip netns exec ${near} ${shellJoin(hold)} >${RUN_DIR}/hold.tap 2>&1 || { echo "=== not-ready"; echo "larval-hold failed"; cat ${RUN_DIR}/hold.tap; exit 95; }`;
+}
+
 /**
  * Runs larval-waiters once in the lab's near namespace, with its own wide
  * policy, route and keying table, and takes them away again so the lab's
@@ -187,6 +199,8 @@ export async function runWaiters(lab: Lab, spec: WaitersSpec, sysctls: Readonly<
 		`rm -f ${kmLog}`,
 		background(near, kmArgs(keys, kmLog, spec.kmNever ? { never: true } : { delayMs: spec.kmDelayMs }), `${kmLog}.err`),
 		waitForReady(kmLog, 'larval-km did not start'),
+		`ip netns exec ${near} cat /proc/net/xfrm_stat >${RUN_DIR}/waiters-stat-before`,
+		...(spec.fillQueue ? [fillQueueStep(near, spec)] : []),
 		`ip netns exec ${near} ${shellJoin(args)} >${RUN_DIR}/waiters.tap 2>${RUN_DIR}/waiters.err; st=$?`,
 		`echo "=== xfrm-stat"; ip netns exec ${near} cat /proc/net/xfrm_stat`,
 		...cleanUp,
@@ -194,13 +208,14 @@ export async function runWaiters(lab: Lab, spec: WaitersSpec, sysctls: Readonly<
 		`echo "=== probe"; cat ${RUN_DIR}/waiters.tap`,
 		`echo "=== probe-stderr"; cat ${RUN_DIR}/waiters.err`,
 		`echo "=== km"; cat ${kmLog}`,
+		`echo "=== xfrm-stat-before"; cat ${RUN_DIR}/waiters-stat-before`,
 	].join('\n');
 	const timeoutMs = ((spec.timeoutMs ?? spec.kmDelayMs + 5000) + (spec.settleMs ?? 300) + 60_000) * lab.timeScale;
 	const r = await lab.vm.exec(script, { timeoutMs });
 	const s = splitSections(r.stdout);
 	if (s.has('not-ready')) throw new LarvalError(`waiters set-up failed in the guest: ${s.get('not-ready')!.trim()}`, r.stderr);
 	const tapText = s.get('probe') ?? '';
-	return waitersRunOf(tapText, parseTap(tapText), Number(s.get('probe-status')?.trim() ?? NaN), s.get('probe-stderr')?.trim() ?? '', s.get('km') ?? '', s.get('xfrm-stat') ?? '', spec.sockets);
+	return waitersRunOf(tapText, parseTap(tapText), Number(s.get('probe-status')?.trim() ?? NaN), s.get('probe-stderr')?.trim() ?? '', s.get('km') ?? '', s.get('xfrm-stat') ?? '', spec.sockets, s.get('xfrm-stat-before') ?? '');
 }
 
 /** The run itself, and every socket connected and waiting at first (not writable before @until). */
@@ -248,6 +263,26 @@ export function everyWaiterFailed(r: WaitersRun): string[] {
 	if (r.woken !== r.sockets) out.push(`${r.woken}/${r.sockets} sockets woken`);
 	if (r.soErrors !== r.sockets || r.firstSoError !== 'EHOSTUNREACH') out.push(`${r.soErrors}/${r.sockets} woken with SO_ERROR set (first: ${r.firstSoError || 'none'}), expected all with EHOSTUNREACH`);
 	if (r.installs) out.push(`the key manager installed ${r.installs} SA(s)`);
+	return out;
+}
+
+/** The series' default bound on the packets one acquire holds (`net.core.xfrm_resolve_qlen`). */
+export const RESOLVE_QLEN = 100;
+
+/**
+ * everyWaiterFailed, with the acquire's queue filled past its bound first
+ * (spec.fillQueue): the bound held, the excess counted as overflow, and
+ * every held packet dropped and counted when the acquire failed.
+ */
+export function everyWaiterFailedWithFullQueue(r: WaitersRun, fill: number): string[] {
+	const out = everyWaiterFailed(r);
+	const held = r.xfrmStat.XfrmOutLarvalHeld ?? 0;
+	const overflow = r.xfrmStat.XfrmOutLarvalOverflow ?? 0;
+	const failed = r.xfrmStat.XfrmOutLarvalFailed ?? 0;
+	const want = Math.min(fill, RESOLVE_QLEN);
+	if (held !== want) out.push(`${held} datagrams held, expected ${want} (${fill} sent, bound ${RESOLVE_QLEN})`);
+	if (overflow !== fill - want) out.push(`${overflow} counted as overflow, expected ${fill - want}`);
+	if (failed < held) out.push(`${failed} held packets dropped and counted at the failure, expected ${held}`);
 	return out;
 }
 

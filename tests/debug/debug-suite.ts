@@ -4,9 +4,9 @@ import { type Case, CASES, FAULT_CASES, RESOLVE_1, SOAK_CASES } from '../../harn
 import { runNetKselftest } from '../../harness/suite/kselftest.js';
 import { describeTeardown, runNetnsTeardown, teardownViolations } from '../../harness/suite/netns-teardown.js';
 import { cellText, KernelSession } from '../../harness/suite/session.js';
-import { everyWaiterFailed, everyWaiterWokenByInstall, keyedPeerIndex, onlyTheKeyedWaiterWoken, runWaiters, type WaitersRun, type WaitersSpec } from '../../harness/suite/waiters.js';
+import { everyWaiterFailedWithFullQueue, everyWaiterWokenByInstall, RESOLVE_QLEN, keyedPeerIndex, onlyTheKeyedWaiterWoken, runWaiters, type WaitersRun, type WaitersSpec } from '../../harness/suite/waiters.js';
 import { formatFindings } from '../../harness/vm/console-scan.js';
-import { kmemleakAvailable, kmemleakClear, kmemleakScan } from '../../harness/vm/kmemleak.js';
+import { kmemleakAvailable, kmemleakClear, kmemleakScan, type Leak } from '../../harness/vm/kmemleak.js';
 import { progress } from '../../harness/util/progress.js';
 
 /**
@@ -16,11 +16,13 @@ import { progress } from '../../harness/util/progress.js';
  * the case that caused it, with its report, and kmemleak is scanned at the
  * end.  The cases' timing bounds are made for the base kernel: here a
  * mismatch of the semantics is printed, only splats, errors and leaks fail.
+ * kmemleak scans after every case in `full`, once at the end in `ci`.
  *
  * `full` (`make test-debug`): every case's xfrm_resolve=1 row, the soak
  * cases, the many-waiter scenarios, the namespace teardown and the
  * kselftest.  `ci` (in `make test`, so in CI): the faults (every fault
- * row, the namespace teardown, 300 waiters on an acquire that expires)
+ * row, the namespace teardown, 300 waiters on an acquire that expires
+ * with its queue full)
  * and the leak scan, what fits beside the rest of `make test` in CI's 90
  * minutes.
  */
@@ -30,7 +32,13 @@ export type DebugSubset = 'ci' | 'full';
 const N = 300;
 const EACH: WaitersSpec = { family: 6, sockets: N, peers: 'each', kmDelayMs: 15_000 };
 type WaitersScenario = [string, WaitersSpec, Record<string, number>, (r: WaitersRun) => string[]];
-const EXPIRING: WaitersScenario = [`${N} sockets on an acquire that expires`, { family: 4, sockets: N, peers: 'one', kmDelayMs: 0, kmNever: true, timeoutMs: 30_000 }, { 'net.core.xfrm_acq_expires': 10 }, everyWaiterFailed];
+const FILL = RESOLVE_QLEN + 50;
+const EXPIRING: WaitersScenario = [
+	`${N} sockets on an acquire that expires with its queue full`,
+	{ family: 4, sockets: N, peers: 'one', kmDelayMs: 0, kmNever: true, fillQueue: FILL, timeoutMs: 30_000 },
+	{ 'net.core.xfrm_acq_expires': 10 },
+	(r) => everyWaiterFailedWithFullQueue(r, FILL),
+];
 const WAITERS: Record<DebugSubset, WaitersScenario[]> = {
 	ci: [EXPIRING],
 	full: [
@@ -44,7 +52,16 @@ function casesOf(subset: DebugSubset): Case[] {
 	return subset === 'ci' ? [...FAULT_CASES] : [...CASES.filter((x) => x.resolved), ...SOAK_CASES];
 }
 
+const describeLeak = (l: Leak) => `${l.size} bytes from ${l.comm}: ${l.backtrace.slice(0, 6).join(' < ')}`;
+
 export function defineDebugSuite(subset: DebugSubset): void {
+	/**
+	 * `full` scans kmemleak after every case (a scan costs ~25 s in this
+	 * guest), so a leak fails the case that made it, or the one before when
+	 * the object was younger than kmemleak's minimum age; `ci` scans once,
+	 * at the end.
+	 */
+	const scanEachCase = subset === 'full';
 	describe(`the series on the debug kernel (${subset === 'ci' ? 'faults and leaks' : 'everything'})`, () => {
 		let session: KernelSession;
 		beforeAll(async () => {
@@ -59,6 +76,15 @@ export function defineDebugSuite(subset: DebugSubset): void {
 			await session?.close();
 		});
 
+		/** What kmemleak found since the last scan (then forgotten, so the next case starts clean), when scanning per case. */
+		async function newLeaks(): Promise<string[]> {
+			if (!scanEachCase) return [];
+			const lab = await session.lab('transport');
+			const leaks = await kmemleakScan(lab.vm);
+			await kmemleakClear(lab.vm);
+			return leaks.map(describeLeak);
+		}
+
 		it('runs a kernel with KASAN, lockdep and kmemleak', async () => {
 			const lab = await session.lab('transport');
 			const r = await lab.vm.exec('test -e /proc/lockdep && dmesg | grep -c "KernelAddressSanitizer initialized"', { timeoutMs: 10_000 });
@@ -72,6 +98,7 @@ export function defineDebugSuite(subset: DebugSubset): void {
 				if (misses.length) progress(`debug ${c.id}: semantics differ under the debug kernel (not failed for it): ${misses.join('; ')}`);
 				expect(cell.error ?? null, cellText(cell)).toBeNull();
 				expect(cell.findings.length, formatFindings(cell.findings)).toBe(0);
+				expect(await newLeaks(), 'kmemleak').toEqual([]);
 			}, 10 * 60_000);
 		}
 
@@ -87,6 +114,7 @@ export function defineDebugSuite(subset: DebugSubset): void {
 			expect(r.heldOnly.teardownS, 'the namespace holding kernel packets torn down').not.toBeNull();
 			const findings = session.newFindings();
 			expect(findings.length, formatFindings(findings)).toBe(0);
+			expect(await newLeaks(), 'kmemleak').toEqual([]);
 		}, 10 * 60_000);
 
 		for (const [name, spec, sysctls, check] of WAITERS[subset]) {
@@ -95,6 +123,7 @@ export function defineDebugSuite(subset: DebugSubset): void {
 				expect(check(r), r.tapText).toEqual([]);
 				const findings = session.newFindings();
 				expect(findings.length, formatFindings(findings)).toBe(0);
+				expect(await newLeaks(), 'kmemleak').toEqual([]);
 			}, 10 * 60_000);
 		}
 
@@ -106,13 +135,14 @@ export function defineDebugSuite(subset: DebugSubset): void {
 				expect(r.tap.points.filter((p) => !p.ok).map((p) => p.name), r.output).toEqual([]);
 				const findings = session.newFindings();
 				expect(findings.length, formatFindings(findings)).toBe(0);
+				expect(await newLeaks(), 'kmemleak').toEqual([]);
 			}, 25 * 60_000);
 		}
 
 		it('leaks nothing kmemleak can see', async () => {
 			const lab = await session.lab('transport');
 			const leaks = await kmemleakScan(lab.vm);
-			expect(leaks.map((l) => `${l.size} bytes from ${l.comm}: ${l.backtrace.slice(0, 6).join(' < ')}`)).toEqual([]);
+			expect(leaks.map(describeLeak)).toEqual([]);
 		}, 5 * 60_000);
 	});
 }

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTap } from '../../harness/probe/tap.js';
 import {
-	everySocketWritableAtOnce, everyWaiterFailed, everyWaiterWokenByInstall, keyedPeerIndex, msAfterInstall, nthPeer,
-	onlyTheKeyedWaiterWoken, waitersArgs, waitersRunOf,
+	everySocketWritableAtOnce, everyWaiterFailed, everyWaiterFailedWithFullQueue, everyWaiterWokenByInstall, keyedPeerIndex, msAfterInstall, nthPeer,
+	onlyTheKeyedWaiterWoken, RESOLVE_QLEN, waitersArgs, waitersRunOf,
 } from '../../harness/suite/waiters.js';
 
 const fixture = (name: string) => readFileSync(join(__dirname, '../fixtures', name), 'utf8');
@@ -63,6 +63,20 @@ describe('the waiters scenario', () => {
 		expect(everyWaiterFailed(r)).toEqual([]);
 		expect(everyWaiterFailed(runOf('waiters-patched-each', 3)).join()).toMatch(/1\/3 sockets woken.*0\/3 woken with SO_ERROR/);
 		expect(everyWaiterWokenByInstall(r).join()).toMatch(/installed no SA/);
+	});
+
+	it('checks a full queue at the failure: the bound held, the excess overflowed, the held dropped and counted', () => {
+		const expired = (stat: string) => {
+			const tap = fixture('waiters-patched-expire.tap');
+			return waitersRunOf(tap, parseTap(tap), 0, '', fixture('waiters-patched-expire.km.txt'), stat, 3, 'XfrmOutLarvalHeld 7\nXfrmOutLarvalFailed 7\n');
+		};
+		const full = expired('XfrmOutLarvalHeld 107\nXfrmOutLarvalOverflow 50\nXfrmOutLarvalFailed 107\n');
+		expect(full.xfrmStat).toMatchObject({ XfrmOutLarvalHeld: 100, XfrmOutLarvalOverflow: 50, XfrmOutLarvalFailed: 100 });
+		expect(everyWaiterFailedWithFullQueue(full, RESOLVE_QLEN + 50)).toEqual([]);
+		const unbounded = expired('XfrmOutLarvalHeld 157\nXfrmOutLarvalFailed 157\n');
+		expect(everyWaiterFailedWithFullQueue(unbounded, RESOLVE_QLEN + 50).join('; ')).toMatch(/150 datagrams held, expected 100.*0 counted as overflow, expected 50/);
+		const kept = expired('XfrmOutLarvalHeld 107\nXfrmOutLarvalOverflow 50\nXfrmOutLarvalFailed 7\n');
+		expect(everyWaiterFailedWithFullQueue(kept, RESOLVE_QLEN + 50).join()).toMatch(/0 held packets dropped and counted at the failure, expected 100/);
 	});
 
 	it('reports a probe that died as a problem of every check', () => {

@@ -3,7 +3,7 @@ import { resolveKernel } from '../../harness/kernel/target.js';
 import type { Family } from '../../harness/net/xfrm.js';
 import { KernelSession } from '../../harness/suite/session.js';
 import {
-	describeWaiters, everySocketWritableAtOnce, everyWaiterFailed, everyWaiterWokenByInstall, keyedPeerIndex, onlyTheKeyedWaiterWoken,
+	describeWaiters, everySocketWritableAtOnce, everyWaiterFailed, everyWaiterFailedWithFullQueue, everyWaiterWokenByInstall, RESOLVE_QLEN, keyedPeerIndex, onlyTheKeyedWaiterWoken,
 	runWaiters, type WaitersRun, type WaitersSpec,
 } from '../../harness/suite/waiters.js';
 import { progress } from '../../harness/util/progress.js';
@@ -52,6 +52,10 @@ describe('1,000 waiters on patched (xfrm_resolve=1)', () => {
 	}
 	it(`IPv4: the acquire ${SOCKETS} sockets wait on expires: every one is woken with EHOSTUNREACH in SO_ERROR`, async () => {
 		await runChecked(session, { family: 4, sockets: SOCKETS, peers: 'one', kmDelayMs: 0, kmNever: true }, { 'net.core.xfrm_resolve': 1, 'net.core.xfrm_acq_expires': 1 }, everyWaiterFailed, REPEAT);
+	});
+	it(`IPv4: the acquire expires with its queue full under ${SOCKETS} waiters: the bound held, every held datagram dropped and counted, every waiter EHOSTUNREACH`, async () => {
+		const fill = RESOLVE_QLEN + 50;
+		await runChecked(session, { family: 4, sockets: SOCKETS, peers: 'one', kmDelayMs: 0, kmNever: true, fillQueue: fill }, { 'net.core.xfrm_resolve': 1, 'net.core.xfrm_acq_expires': 2 }, (r) => everyWaiterFailedWithFullQueue(r, fill), REPEAT);
 	});
 	it(`with xfrm_resolve=0 all ${SOCKETS} sockets are writable at once, as on stock`, async () => {
 		await runChecked(session, { family: 4, sockets: SOCKETS, peers: 'one', kmDelayMs: KM_DELAY_MS }, {}, everySocketWritableAtOnce, 1);
