@@ -1,7 +1,7 @@
 /**
  * How many times each case runs per kernel and mode (LARVAL_REPEAT
  * overrides all).  The series' own rows run 3 times; the stock matrix on
- * stock and the strongSwan cases twice; Debian's kernel, a cross-check of
+ * stock (and on patched with the switch off) and the strongSwan cases twice; Debian's kernel, a cross-check of
  * the stock one built here, once.  With every case three times `make test`
  * took 58 min with the kernels cached, and a fresh CI machine adds the
  * kernel builds (~7 min, and ~13 min for the debug flavour whose fault
