@@ -9,6 +9,18 @@ export class LarvalError extends Error {
 	}
 }
 
+/**
+ * A bad option, value or argument (on the command line or in a LARVAL_*
+ * variable): what the person typed is wrong, not the harness.  The CLI
+ * prints its one line and exits 2; every other LarvalError exits 1.
+ */
+export class UsageError extends LarvalError {
+	constructor(message: string) {
+		super(message);
+		this.name = 'UsageError';
+	}
+}
+
 export function tailLines(text: string, n: number): string {
 	const lines = text.split('\n');
 	if (lines.at(-1) === '') lines.pop();

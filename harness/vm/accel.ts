@@ -1,6 +1,7 @@
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { UsageError } from '../util/errors.js';
 import { cacheRoot } from '../util/paths.js';
 import { progress } from '../util/progress.js';
 import type { Accelerator } from './qemu-args.js';
@@ -32,6 +33,14 @@ async function probeCacheKey(): Promise<string> {
 	return `${bootId} ${qemu.stdout.split('\n')[0] ?? ''}`;
 }
 
+/** LARVAL_ACCEL=kvm|tcg, or null for auto (the default). */
+export function forcedAccelerator(env: NodeJS.ProcessEnv = process.env): Accelerator | null {
+	const v = env.LARVAL_ACCEL;
+	if (v === 'kvm' || v === 'tcg') return v;
+	if (v && v !== 'auto') throw new UsageError(`LARVAL_ACCEL must be kvm, tcg or auto, not "${v}"`);
+	return null;
+}
+
 /**
  * Decides between KVM and TCG by booting a real guest under KVM: /dev/kvm can
  * exist and open fine while guests die with "KVM internal error ... emulation
@@ -39,9 +48,8 @@ async function probeCacheKey(): Promise<string> {
  * boots, answers ssh and runs on kvm-clock.  LARVAL_ACCEL=kvm|tcg overrides.
  */
 export async function chooseAccelerator(probe: Omit<BootOptions, 'accel' | 'name'>): Promise<AccelChoice> {
-	const forced = process.env.LARVAL_ACCEL;
-	if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `LARVAL_ACCEL=${forced}` };
-	if (forced && forced !== 'auto') throw new Error(`LARVAL_ACCEL must be kvm, tcg or auto, not ${forced}`);
+	const forced = forcedAccelerator();
+	if (forced) return { accel: forced, reason: `LARVAL_ACCEL=${forced}` };
 	const unusable = kvmUsable();
 	if (unusable) return { accel: 'tcg', reason: unusable };
 

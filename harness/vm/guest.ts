@@ -2,10 +2,12 @@ import { buildBaseImage, buildModuleOverlay, combineInitrd } from '../image/buil
 import type { KernelTarget } from '../kernel/target.js';
 import { progress } from '../util/progress.js';
 import { type AccelChoice, chooseAccelerator } from './accel.js';
+import { cpusFromEnvironment, type GuestMachine, MACHINE_PROBE, machineOfProbe, type Preemption, preemptLabel } from './machine.js';
 import { Vm } from './vm.js';
 
 export interface GuestOptions {
 	memoryMiB?: number;
+	/** Default: LARVAL_CPUS, else 2. */
 	cpus?: number;
 	append?: readonly string[];
 	bootTimeoutMs?: number;
@@ -17,6 +19,14 @@ export interface Guest {
 	vm: Vm;
 	kernel: KernelTarget;
 	accel: AccelChoice;
+	/** vCPUs online in the guest (what it booted with, as the guest counts them). */
+	cpus: number;
+	/** From the booted kernel (uname -v); null when it did not say. */
+	preempt: Preemption | null;
+}
+
+export function machineOf(g: Guest): GuestMachine {
+	return { accel: g.accel.accel, cpus: g.cpus, preempt: g.preempt };
 }
 
 const overlayCache = new Map<string, Buffer>();
@@ -42,12 +52,21 @@ export async function bootGuest(kernel: KernelTarget, opts: GuestOptions = {}): 
 		clientPrivateKey: base.clientPrivateKey,
 		hostPublicKey: base.hostPublicKey,
 		memoryMiB: opts.memoryMiB,
-		cpus: opts.cpus,
+		cpus: opts.cpus ?? cpusFromEnvironment(),
 		append: opts.append,
 	};
 	const accel = await chooseAccelerator(common);
-	progress(`booting ${kernel.name} (${kernel.release}) under ${accel.accel}`);
+	progress(`booting ${kernel.name} (${kernel.release}) under ${accel.accel} with ${common.cpus} vCPU(s)`);
 	const vm = await Vm.boot({ ...common, name: kernel.name.replace(/[^A-Za-z0-9_.-]/g, '_'), accel: accel.accel, bootTimeoutMs: opts.bootTimeoutMs });
-	progress(`${kernel.name} answered ssh ${(vm.bootMs / 1000).toFixed(2)} s after QEMU started`);
-	return { vm, kernel, accel };
+	try {
+		const probed = machineOfProbe(await vm.run(MACHINE_PROBE, { timeoutMs: 30_000 }));
+		// A kernel without SMP, or with a smaller NR_CPUS, runs fewer than QEMU gives it: the guest's count is the one recorded.
+		const cpus = probed.cpus ?? common.cpus;
+		const fewer = cpus === common.cpus ? '' : ` of ${common.cpus}`;
+		progress(`${kernel.name} answered ssh ${(vm.bootMs / 1000).toFixed(2)} s after QEMU started; ${cpus}${fewer} vCPU(s) online, ${preemptLabel(probed.preempt)}`);
+		return { vm, kernel, accel, cpus, preempt: probed.preempt };
+	} catch (e) {
+		await vm.stop({ failed: true });
+		throw e;
+	}
 }

@@ -1,3 +1,5 @@
+import { DEFAULT_CPUS, MAX_CPUS } from './machine.js';
+
 export type Accelerator = 'kvm' | 'tcg';
 
 export interface QemuConfig {
@@ -7,9 +9,21 @@ export interface QemuConfig {
 	/** Host port on 127.0.0.1 forwarded to the guest's sshd. */
 	sshPort: number;
 	memoryMiB?: number;
+	/** vCPUs; default 2 (DEFAULT_CPUS). */
 	cpus?: number;
 	/** Extra kernel command-line words, after the harness's own. */
 	append?: readonly string[];
+}
+
+/**
+ * TCG's -accel value: one host thread per vCPU when there are several, so
+ * two vCPUs really run at once and the guest's races happen; one thread
+ * for a single vCPU.  An instruction clock (-icount, deterministic timing)
+ * needs single-threaded TCG: an `icount` option of QemuConfig would choose
+ * thread=single here.
+ */
+export function tcgAccel(c: Pick<QemuConfig, 'cpus'>): string {
+	return (c.cpus ?? DEFAULT_CPUS) > 1 ? 'tcg,thread=multi' : 'tcg';
 }
 
 /**
@@ -32,7 +46,8 @@ export function qemuArgs(c: QemuConfig): string[] {
 	if (!Number.isInteger(c.sshPort) || c.sshPort <= 0 || c.sshPort > 65535) {
 		throw new Error(`invalid ssh port ${c.sshPort}`);
 	}
-	const cpus = c.cpus ?? 1;
+	const cpus = c.cpus ?? DEFAULT_CPUS;
+	if (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS) throw new Error(`invalid vCPU count ${cpus}`);
 	const args = [
 		'-nodefaults',
 		'-no-user-config',
@@ -40,7 +55,7 @@ export function qemuArgs(c: QemuConfig): string[] {
 		'-monitor', 'none',
 		'-no-reboot',
 		'-machine', 'pc',
-		'-accel', c.accel === 'kvm' ? 'kvm' : 'tcg',
+		'-accel', c.accel === 'kvm' ? 'kvm' : tcgAccel(c),
 		'-cpu', c.accel === 'kvm' ? 'host' : 'max',
 		'-m', String(c.memoryMiB ?? 512),
 		'-smp', String(cpus),

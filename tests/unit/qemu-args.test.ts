@@ -10,7 +10,7 @@ function optionValue(args: string[], name: string): string[] {
 describe('qemuArgs', () => {
 	it('uses TCG with -cpu max, and KVM with -cpu host', () => {
 		const tcg = qemuArgs({ ...base, accel: 'tcg' });
-		expect(optionValue(tcg, '-accel')).toEqual(['tcg']);
+		expect(optionValue(tcg, '-accel')).toEqual(['tcg,thread=multi']);
 		expect(optionValue(tcg, '-cpu')).toEqual(['max']);
 		const kvm = qemuArgs({ ...base, accel: 'kvm' });
 		expect(optionValue(kvm, '-accel')).toEqual(['kvm']);
@@ -45,9 +45,25 @@ describe('qemuArgs', () => {
 		expect(optionValue(a, '-append')[0]!.endsWith(' larval.x=1')).toBe(true);
 	});
 
-	it('rejects a bad port instead of letting QEMU fail obscurely', () => {
+	it('boots 2 vCPUs by default, on one TCG thread each; one vCPU on one thread', () => {
+		const two = qemuArgs({ ...base, accel: 'tcg' });
+		expect(optionValue(two, '-smp')).toEqual(['2']);
+		expect(optionValue(two, '-accel')).toEqual(['tcg,thread=multi']);
+		const four = qemuArgs({ ...base, accel: 'tcg', cpus: 4 });
+		expect(optionValue(four, '-smp')).toEqual(['4']);
+		expect(optionValue(four, '-accel')).toEqual(['tcg,thread=multi']);
+		const one = qemuArgs({ ...base, accel: 'tcg', cpus: 1 });
+		expect(optionValue(one, '-smp')).toEqual(['1']);
+		expect(optionValue(one, '-accel')).toEqual(['tcg']);
+		expect(optionValue(qemuArgs({ ...base, accel: 'kvm', cpus: 2 }), '-accel')).toEqual(['kvm']);
+	});
+
+	it('rejects a bad port or vCPU count instead of letting QEMU fail obscurely', () => {
 		expect(() => qemuArgs({ ...base, accel: 'tcg', sshPort: 0 })).toThrow(/port/);
 		expect(() => qemuArgs({ ...base, accel: 'tcg', sshPort: 70000 })).toThrow(/port/);
+		expect(() => qemuArgs({ ...base, accel: 'tcg', cpus: 0 })).toThrow(/vCPU/);
+		expect(() => qemuArgs({ ...base, accel: 'tcg', cpus: 9 })).toThrow(/vCPU/);
+		expect(() => qemuArgs({ ...base, accel: 'tcg', cpus: 1.5 })).toThrow(/vCPU/);
 	});
 
 	it('builds the command line in a stable order', () => {
