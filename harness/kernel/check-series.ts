@@ -9,6 +9,7 @@ import { LarvalError, tailLines } from '../util/errors.js';
 import { withLock } from '../util/lock.js';
 import { cacheRoot, kernelPatchesDir } from '../util/paths.js';
 import { progress } from '../util/progress.js';
+import { describeMachine, type GuestMachine } from '../vm/machine.js';
 import { type BuildTree, configureTree, makeBzImage, openBuildTree, unpackSource } from './build.js';
 import { fragmentPaths } from './config.js';
 import { applySeries, loadSeries, type Patch } from './series.js';
@@ -130,6 +131,8 @@ export interface BuildStep extends Step {
 export interface CompatStep extends Step {
 	/** QEMU start to a guest answering ssh. */
 	bootSeconds?: number;
+	/** The accelerator, vCPUs and preemption model the prefix booted with. */
+	machine?: GuestMachine;
 	passed: number;
 	total: number;
 	/** Whether the prefix has net.core.xfrm_resolve (it was left at 0). */
@@ -188,6 +191,11 @@ export function renderSeriesTable(rows: readonly PrefixRow[]): string {
 	);
 }
 
+/** The machines the prefixes booted on, each once ("tcg, 2 vCPUs, PREEMPT"). */
+export function bootedMachines(rows: readonly PrefixRow[]): string[] {
+	return [...new Set(rows.flatMap((r) => (r.boot.machine ? [describeMachine(r.boot.machine)] : [])))];
+}
+
 /** What went wrong, per failed row and step, for under the table. */
 export function renderFailures(rows: readonly PrefixRow[]): string {
 	const out: string[] = [];
@@ -209,6 +217,8 @@ export interface CheckSeriesOptions {
 	to?: string;
 	build: boolean;
 	boot: boolean;
+	/** vCPUs of each prefix's guest (default: LARVAL_CPUS, else 2). */
+	cpus?: number;
 	onRow?: (row: PrefixRow) => void;
 }
 
@@ -287,15 +297,16 @@ async function buildPrefix(tree: BuildTree, patch: Patch, logPath: string, fragm
 	return { status: 'failed', seconds, diagnostics, detail: [failure, ...listed, `log: ${logPath}`, ...(diagnostics.errors.length ? [] : [logTail(logPath)])].join('\n') };
 }
 
-async function bootPrefix(n: number, bzImage: string, release: string, cases: readonly Case[]): Promise<CompatStep> {
+async function bootPrefix(n: number, bzImage: string, release: string, cases: readonly Case[], cpus: number | undefined): Promise<CompatStep> {
 	const kernel: KernelTarget = { name: `prefix-${String(n).padStart(4, '0')}`, kind: 'path', bzImage, release };
-	const session = new KernelSession(kernel);
+	const session = new KernelSession(kernel, 'test', { cpus });
 	const step: CompatStep = { status: 'failed', passed: 0, total: cases.length, cells: [] };
 	const t0 = performance.now();
 	const failures: string[] = [];
 	try {
 		step.hasResolve = await session.hasResolve();
 		step.bootSeconds = since(t0);
+		step.machine = session.guestMachine;
 		for (const c of cases) {
 			const cell: CellResult = await session.runCell(c, LARVAL_DROP_1, c.stock['larval_drop=1']!, 1);
 			const ok = cellPassed(cell);
@@ -386,7 +397,7 @@ export async function checkSeries(opts: CheckSeriesOptions): Promise<CheckSeries
 					const built = await buildPrefix(tree, p, join(logs, `${n}-build.log`), fragments);
 					row.build = { status: built.status, seconds: built.seconds, detail: built.detail, diagnostics: built.diagnostics };
 					if (built.status === 'ok' && !opts.boot) row.boot = { ...row.boot, status: 'skipped' };
-					else if (built.status === 'ok') row.boot = await bootPrefix(n, built.bzImage!, built.release!, cases);
+					else if (built.status === 'ok') row.boot = await bootPrefix(n, built.bzImage!, built.release!, cases, opts.cpus);
 				}
 				report.rows.push(row);
 				opts.onRow?.(row);

@@ -4,7 +4,8 @@ import { parseTap } from '../probe/tap.js';
 import { textTable } from '../report/table.js';
 import { LarvalError } from '../util/errors.js';
 import { shellJoin } from '../util/shell.js';
-import { bootGuest } from '../vm/guest.js';
+import { bootGuest, type GuestOptions, machineOf } from '../vm/guest.js';
+import type { GuestMachine } from '../vm/machine.js';
 import { RESOLVE_1 } from './cases.js';
 import { background, kernelHasResolve, kmArgs, Lab, parseXfrmStat, RUN_DIR, splitSections, sysctlSteps, waitForReady } from './lab.js';
 import { num } from './outcome.js';
@@ -50,10 +51,9 @@ export interface MemoryRun {
 }
 
 /** The per-entry and per-packet figures of one kernel. */
-export interface MemoryRow {
+export interface MemoryRow extends GuestMachine {
 	kernel: string;
 	mode: string;
-	accel: string;
 	/** The 10,000-peer load: one datagram to each. */
 	entries: MemoryRun | null;
 	/** The one-peer load: MEMORY_PACKETS datagrams on one acquire (only where packets are held). */
@@ -147,13 +147,13 @@ async function runLoad(lab: Lab, sysctls: Readonly<Record<string, number>>, peer
 const per = (bytes: number, n: number): number | null => (n > 0 && Number.isFinite(bytes) ? bytes / n : null);
 
 /** The figures of a kernel from its loads; pure. */
-export function memoryRowOf(kernel: string, mode: string, accel: string, entries: MemoryRun | null, packets: MemoryRun | null): MemoryRow {
+export function memoryRowOf(kernel: string, mode: string, machine: GuestMachine, entries: MemoryRun | null, packets: MemoryRun | null): MemoryRow {
 	const perEntryBytes = entries && !entries.problems.length ? per(entries.sUnreclaimBytes, entries.acquires) : null;
 	const perPacketBytes = packets && !packets.problems.length ? per(packets.sUnreclaimBytes, packets.held) : null;
 	return {
 		kernel,
 		mode,
-		accel,
+		...machine,
 		entries,
 		packets,
 		perEntryBytes,
@@ -174,18 +174,18 @@ export function memoryRowOf(kernel: string, mode: string, accel: string, entries
  * Stock keeps an acquire state per peer and drops the datagram
  * (xfrm_larval_drop=1, its default).
  */
-export async function benchMemory(kernel: KernelTarget): Promise<MemoryRow> {
-	const guest = await bootGuest(kernel);
+export async function benchMemory(kernel: KernelTarget, guestOptions: Pick<GuestOptions, 'cpus'> = {}): Promise<MemoryRow> {
+	const guest = await bootGuest(kernel, guestOptions);
 	try {
 		const resolve = await kernelHasResolve(guest.vm);
 		const lab = await Lab.setUp(guest.vm, topology('transport'));
 		const expires = { 'net.core.xfrm_acq_expires': ACQ_EXPIRES_S };
-		if (!resolve) return memoryRowOf(kernel.name, 'larval_drop=1', guest.accel.accel, await runLoad(lab, expires, MEMORY_ENTRIES, 1), null);
+		if (!resolve) return memoryRowOf(kernel.name, 'larval_drop=1', machineOf(guest), await runLoad(lab, expires, MEMORY_ENTRIES, 1), null);
 		const bounds = { 'net.core.xfrm_resolve_qlen': MEMORY_PACKETS, 'net.core.xfrm_resolve_qlen_net': MEMORY_ENTRIES + MEMORY_PACKETS };
 		const sysctls = { ...RESOLVE_1.sysctls, ...expires, ...bounds };
 		const entries = await runLoad(lab, sysctls, MEMORY_ENTRIES, 1);
 		const packets = await runLoad(lab, sysctls, 1, MEMORY_PACKETS);
-		return memoryRowOf(kernel.name, RESOLVE_1.id, guest.accel.accel, entries, packets);
+		return memoryRowOf(kernel.name, RESOLVE_1.id, machineOf(guest), entries, packets);
 	} finally {
 		await guest.vm.stop();
 	}

@@ -9,6 +9,8 @@ export interface BenchReport {
 	repeat: number;
 	kernels: string[];
 	accel: string[];
+	/** Per kernel, each machine its guests ran on: "stock: tcg, 2 vCPUs, PREEMPT". */
+	machines: string[];
 	rows: BenchRow[];
 	fastPath?: {
 		/** The kernel the others' packet rates are divided by. */

@@ -1,7 +1,8 @@
 import type { KernelTarget } from '../kernel/target.js';
 import { topology } from '../net/topology.js';
 import { progress } from '../util/progress.js';
-import { bootGuest } from '../vm/guest.js';
+import { bootGuest, type GuestOptions, machineOf } from '../vm/guest.js';
+import type { GuestMachine } from '../vm/machine.js';
 import { type BootTiming, timeFirstCommand } from './bench-boot.js';
 import { bestBlast, BLASTS_PER_BOOT, type FastPathSample, measurePps } from './bench-fastpath.js';
 import { type Mode, RESOLVE_1 } from './cases.js';
@@ -12,8 +13,7 @@ const STOCK_DEFAULT: Mode = { id: 'default', sysctls: {} };
 /** The series' kernel with its switch at its default, off: sysctlSteps() resets it. */
 const SWITCH_OFF: Mode = { id: 'xfrm_resolve=0', sysctls: {} };
 
-export interface RoundSample extends FastPathSample {
-	accel: string;
+export interface RoundSample extends FastPathSample, GuestMachine {
 	boot: BootTiming;
 }
 
@@ -25,13 +25,13 @@ export interface RoundSample extends FastPathSample {
  * kernel's repeats and then the other's, spreads whatever else loads the
  * host over both sides of the ratio.
  */
-export async function benchRounds(kernels: readonly KernelTarget[], repeat: number): Promise<RoundSample[]> {
+export async function benchRounds(kernels: readonly KernelTarget[], repeat: number, guestOptions: Pick<GuestOptions, 'cpus'> = {}): Promise<RoundSample[]> {
 	const out: RoundSample[] = [];
 	for (let round = 1; round <= repeat; round++) {
 		// ABBA: a load that grows or fades across the run favours neither side.
 		const order = round % 2 ? kernels : [...kernels].reverse();
 		for (const kernel of order) {
-			const guest = await bootGuest(kernel);
+			const guest = await bootGuest(kernel, guestOptions);
 			try {
 				const boot = await timeFirstCommand(guest.vm);
 				const resolve = await kernelHasResolve(guest.vm);
@@ -43,7 +43,7 @@ export async function benchRounds(kernels: readonly KernelTarget[], repeat: numb
 				const off = blasts.filter((_, i) => modes[i] === SWITCH_OFF);
 				const switchedOff = off.length ? bestBlast(off) : undefined;
 				progress(`round ${round}/${repeat} ${kernel.name}: first command ${(boot.firstCommandMs / 1000).toFixed(2)} s, ${blasts.map((b, i) => `${Math.round(b.receivedPps)} [${modes[i]!.id}]`).join(', ')} pps received`);
-				out.push({ kernel: kernel.name, mode: mode.id, round, accel: guest.accel.accel, boot, pps, switchedOff, blasts });
+				out.push({ kernel: kernel.name, mode: mode.id, round, ...machineOf(guest), boot, pps, switchedOff, blasts });
 			} finally {
 				await guest.vm.stop();
 			}

@@ -1,4 +1,6 @@
 import type { KernelTarget } from '../kernel/target.js';
+import type { GuestOptions } from '../vm/guest.js';
+import { describeMachine, type GuestMachine } from '../vm/machine.js';
 import { BOOT_TARGET_MS, summarizeBoots } from './bench-boot.js';
 import { BLAST_MS, BLAST_PAYLOAD, BLASTS_PER_BOOT, summarizeFastPath } from './bench-fastpath.js';
 import { benchMemory } from './bench-memory.js';
@@ -15,27 +17,33 @@ export type BenchPart = (typeof BENCH_PARTS)[number];
  * per kernel), the fast path and boot times (interleaved rounds, a guest
  * per kernel and round), the memory figures (one guest per kernel).
  */
-export async function runBench(kernels: readonly KernelTarget[], repeat: number, parts: readonly BenchPart[] = BENCH_PARTS): Promise<BenchReport> {
+export async function runBench(kernels: readonly KernelTarget[], repeat: number, parts: readonly BenchPart[] = BENCH_PARTS, guestOptions: Pick<GuestOptions, 'cpus'> = {}): Promise<BenchReport> {
 	const names = kernels.map((k) => k.name);
 	const rows: BenchRow[] = [];
 	const accel = new Set<string>();
+	const machines = new Set<string>();
+	const saw = (m: GuestMachine & { kernel: string }) => {
+		accel.add(m.accel);
+		machines.add(`${m.kernel}: ${describeMachine(m)}`);
+	};
 	if (parts.includes('latency')) {
-		for (const k of kernels) rows.push(...(await benchKernel(k, repeat)));
-		for (const r of rows) accel.add(r.accel);
+		for (const k of kernels) rows.push(...(await benchKernel(k, repeat, guestOptions)));
+		rows.forEach(saw);
 	}
-	const report: BenchReport = { repeat, kernels: names, accel: [], rows };
+	const report: BenchReport = { repeat, kernels: names, accel: [], machines: [], rows };
 	if (parts.includes('fastpath')) {
-		const samples = await benchRounds(kernels, repeat);
+		const samples = await benchRounds(kernels, repeat, guestOptions);
 		const baseline = baselineKernel(names);
 		report.fastPath = { baseline, payload: BLAST_PAYLOAD, durationMs: BLAST_MS, blastsPerBoot: BLASTS_PER_BOOT, rows: summarizeFastPath(samples, baseline), samples };
 		report.boot = { targetMs: BOOT_TARGET_MS, rows: summarizeBoots(samples) };
-		for (const s of samples) accel.add(s.accel);
+		samples.forEach(saw);
 	}
 	if (parts.includes('memory')) {
 		report.memory = [];
-		for (const k of kernels) report.memory.push(await benchMemory(k));
-		for (const m of report.memory) accel.add(m.accel);
+		for (const k of kernels) report.memory.push(await benchMemory(k, guestOptions));
+		report.memory.forEach(saw);
 	}
 	report.accel = [...accel];
+	report.machines = [...machines];
 	return report;
 }

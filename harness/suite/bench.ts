@@ -3,7 +3,8 @@ import { topology } from '../net/topology.js';
 import { type GuestEvent, outboundInstallNs, requestSentNs, successfulInstall } from '../probe/event-log.js';
 import { textTable } from '../report/table.js';
 import { median } from '../util/stats.js';
-import { bootGuest } from '../vm/guest.js';
+import { bootGuest, type GuestOptions, machineOf } from '../vm/guest.js';
+import type { GuestMachine } from '../vm/machine.js';
 import { type Mode, RESOLVE_1, STOCK_MODES } from './cases.js';
 import { type CaseRun, kernelHasResolve, Lab } from './lab.js';
 import { msAfterInstall, runWaiters } from './waiters.js';
@@ -16,10 +17,9 @@ import { msAfterInstall, runWaiters } from './waiters.js';
  * connect through a trap policy takes beyond the key manager's own time,
  * against a connect with the SA in place.
  */
-export interface BenchRow {
+export interface BenchRow extends GuestMachine {
 	kernel: string;
 	mode: string;
-	accel: string;
 	/**
 	 * The key manager's NEWSA for the outbound SA to the first held datagram's
 	 * arrival at the peer (an unconnected non-blocking sendto(), which the
@@ -111,8 +111,8 @@ function connectMs(run: CaseRun): number | null {
 	return typeof ms === 'number' && p?.diag.errno_name === '' ? ms : null;
 }
 
-export async function benchKernel(kernel: KernelTarget, repeat: number): Promise<BenchRow[]> {
-	const guest = await bootGuest(kernel);
+export async function benchKernel(kernel: KernelTarget, repeat: number, guestOptions: Pick<GuestOptions, 'cpus'> = {}): Promise<BenchRow[]> {
+	const guest = await bootGuest(kernel, guestOptions);
 	const rows: BenchRow[] = [];
 	try {
 		const resolve = await kernelHasResolve(guest.vm);
@@ -164,7 +164,7 @@ export async function benchKernel(kernel: KernelTarget, repeat: number): Promise
 			rows.push({
 				kernel: kernel.name,
 				mode: mode.id,
-				accel: guest.accel.accel,
+				...machineOf(guest),
 				releaseMs,
 				steadyOneWayMs,
 				releaseRatio: releaseMs !== null && steadyOneWayMs ? releaseMs / steadyOneWayMs : null,

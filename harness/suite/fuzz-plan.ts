@@ -77,9 +77,11 @@ export function parseSeed(s: string): number {
 	return Number(s);
 }
 
-export function reproduceCommand(kernel: { name: string; config?: string }, seed: number, minutes: number): string {
+/** The command that reruns a fuzzing run; @cpus when the run chose them (the same seed on other vCPUs interleaves differently). */
+export function reproduceCommand(kernel: { name: string; config?: string }, seed: number, minutes: number, cpus?: number): string {
 	const config = kernel.config && kernel.config !== 'base' ? ['--config', kernel.config] : [];
-	return shellJoin(['larval', 'fuzz', '--kernel', kernel.name, ...config, '--seed', String(seed), '--minutes', String(minutes)]);
+	const machine = cpus === undefined ? [] : ['--cpus', String(cpus)];
+	return shellJoin(['larval', 'fuzz', '--kernel', kernel.name, ...config, ...machine, '--seed', String(seed), '--minutes', String(minutes)]);
 }
 
 export interface KindCount {

@@ -7,7 +7,8 @@ import { resultsRoot } from '../util/paths.js';
 import { progress } from '../util/progress.js';
 import { shellJoin } from '../util/shell.js';
 import type { ConsoleFinding } from '../vm/console-scan.js';
-import { bootGuest } from '../vm/guest.js';
+import { bootGuest, machineOf } from '../vm/guest.js';
+import { cpusFromEnvironment, type GuestMachine } from '../vm/machine.js';
 import { kmemleakAvailable, kmemleakClear, kmemleakScan, type Leak } from '../vm/kmemleak.js';
 import { ExecTimeoutError } from '../vm/ssh.js';
 import { GuestDiedError, type Vm } from '../vm/vm.js';
@@ -21,13 +22,14 @@ export interface FuzzOptions {
 	minutes: number;
 	/** Scan kmemleak at the end: 'auto' (the default) does when the kernel has it. */
 	kmemleak?: boolean | 'auto';
+	/** vCPUs of the guest (default: LARVAL_CPUS, else 2). */
+	cpus?: number;
 }
 
-export interface FuzzResult {
+export interface FuzzResult extends GuestMachine {
 	kernel: string;
 	release: string;
 	config: string;
-	accel: string;
 	seed: number;
 	minutes: number;
 	bootMs: number;
@@ -94,14 +96,15 @@ function keepArtifacts(r: FuzzResult): string {
 export async function runFuzz(kernel: KernelTarget, opts: FuzzOptions): Promise<FuzzResult> {
 	const timeScale = timeScaleOf(kernel);
 	const seconds = Math.max(1, Math.round(opts.minutes * 60));
-	const reproduce = reproduceCommand(kernel, opts.seed, opts.minutes);
-	const guest = await bootGuest(kernel);
+	const cpus = opts.cpus ?? cpusFromEnvironment();
+	const reproduce = reproduceCommand(kernel, opts.seed, opts.minutes, cpus);
+	const guest = await bootGuest(kernel, { cpus });
 	const { vm } = guest;
 	const result: FuzzResult = {
 		kernel: kernel.name,
 		release: kernel.release,
 		config: kernel.config ?? 'base',
-		accel: guest.accel.accel,
+		...machineOf(guest),
 		seed: opts.seed,
 		minutes: opts.minutes,
 		bootMs: Math.round(vm.bootMs),
@@ -127,7 +130,7 @@ export async function runFuzz(kernel: KernelTarget, opts: FuzzOptions): Promise<
 		const leakScan = opts.kmemleak === false ? false : await kmemleakAvailable(vm);
 		if (opts.kmemleak === true && !leakScan) throw new Error(`${kernel.name} has no kmemleak to scan`);
 		if (leakScan) {
-			// Its own scanning thread would compete with the fuzzer for the one vCPU: scans are explicit, at the end.
+			// Its own scanning thread would compete with the fuzzer for the vCPUs: scans are explicit, at the end.
 			await vm.run('echo scan=off > /sys/kernel/debug/kmemleak');
 			await kmemleakClear(vm);
 		}

@@ -29,6 +29,8 @@ export interface MatrixOptions {
 	cases: readonly Case[];
 	repeat: number;
 	mode?: string;
+	/** vCPUs of every guest (default: LARVAL_CPUS, else 2). */
+	cpus?: number;
 	onCell?: (cell: CellResult) => void;
 }
 
@@ -36,7 +38,7 @@ export interface MatrixOptions {
 export async function runMatrix(opts: MatrixOptions): Promise<CellResult[]> {
 	const cells: CellResult[] = [];
 	for (const spec of opts.kernels) {
-		const session = new KernelSession(await resolveKernel(spec));
+		const session = new KernelSession(await resolveKernel(spec), 'test', { cpus: opts.cpus });
 		try {
 			const resolve = await session.hasResolve();
 			for (const c of opts.cases) {

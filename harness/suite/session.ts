@@ -1,17 +1,17 @@
 import type { KernelTarget } from '../kernel/target.js';
 import { topology, type TopologyName } from '../net/topology.js';
 import { progress } from '../util/progress.js';
-import { bootGuest, type Guest } from '../vm/guest.js';
+import { bootGuest, type Guest, type GuestOptions, machineOf } from '../vm/guest.js';
+import type { GuestMachine } from '../vm/machine.js';
 import { type ConsoleFinding } from '../vm/console-scan.js';
 import type { Case, Check, Mode } from './cases.js';
 import { kernelHasResolve, Lab, type LabKeying } from './lab.js';
 import { strongswanOverlay } from '../image/build.js';
 import { describeOutcome, type Outcome, outcomeOf } from './outcome.js';
 
-export interface CellResult {
+export interface CellResult extends GuestMachine {
 	kernel: string;
 	release: string;
-	accel: string;
 	caseId: string;
 	mode: string;
 	outcomes: Outcome[];
@@ -57,8 +57,11 @@ export class KernelSession {
 	 */
 	readonly timeScale: number;
 
-	/** @keying: who keys every lab of this guest (a topology's namespaces exist once per guest, so one or the other). */
-	constructor(readonly kernel: KernelTarget, readonly keying: LabKeying = 'test') {
+	/**
+	 * @keying: who keys every lab of this guest (a topology's namespaces exist once per guest, so one or the other).
+	 * @guestOptions: the guests' vCPUs (default: LARVAL_CPUS, else 2).
+	 */
+	constructor(readonly kernel: KernelTarget, readonly keying: LabKeying = 'test', private readonly guestOptions: Pick<GuestOptions, 'cpus'> = {}) {
 		this.timeScale = timeScaleOf(kernel);
 	}
 
@@ -66,10 +69,16 @@ export class KernelSession {
 		return this.guest?.accel.accel ?? '?';
 	}
 
+	/** The current guest's accelerator, vCPUs and preemption model (unknown before the first boot). */
+	get guestMachine(): GuestMachine {
+		return this.guest ? machineOf(this.guest) : { accel: '?', cpus: null, preempt: null };
+	}
+
 	private async ensureGuest(): Promise<Guest> {
 		if (!this.guest || !this.guest.vm.alive) {
 			await this.guest?.vm.stop({ failed: true });
-			this.guest = await bootGuest(this.kernel, this.keying === 'strongswan' ? { overlays: [['strongswan', await strongswanOverlay()]] } : {});
+			const overlays: GuestOptions['overlays'] = this.keying === 'strongswan' ? [['strongswan', await strongswanOverlay()]] : [];
+			this.guest = await bootGuest(this.kernel, { ...this.guestOptions, overlays });
 			this.labs.clear();
 			this.seenFindings = 0;
 		}
@@ -98,7 +107,7 @@ export class KernelSession {
 		const cell: CellResult = {
 			kernel: this.kernel.name,
 			release: this.kernel.release,
-			accel: this.accel,
+			...this.guestMachine,
 			caseId: c.id,
 			mode: mode.id,
 			outcomes: [],
@@ -108,7 +117,7 @@ export class KernelSession {
 		try {
 			for (let i = 0; i < repeat; i++) {
 				const lab = await this.lab(c.topology);
-				cell.accel = this.accel;
+				Object.assign(cell, this.guestMachine);
 				const o = outcomeOf(await lab.run(c.probe, c.km, { ...mode.sysctls, ...c.sysctls }, { fromServer: c.fromServer, during: c.during }));
 				cell.outcomes.push(o);
 				cell.violations.push(check(o));

@@ -7,7 +7,7 @@ import type { BenchRow } from '../../harness/suite/bench.js';
 const f = (id: string, value: number | null, better: BenchFigure['better'] = 'lower', gate = true): BenchFigure => ({ id, value, unit: 'x', better, gate });
 
 const row = (over: Partial<BenchRow>): BenchRow => ({
-	kernel: 'patched', mode: 'xfrm_resolve=1', accel: 'tcg', releaseMs: 1.3, wokenMs: 2.2, steadyOneWayMs: 0.9, releaseRatio: 1.5, saSetupMs: 0.8,
+	kernel: 'patched', mode: 'xfrm_resolve=1', accel: 'tcg', cpus: 2, preempt: { model: 'full', dynamic: false }, releaseMs: 1.3, wokenMs: 2.2, steadyOneWayMs: 0.9, releaseRatio: 1.5, saSetupMs: 0.8,
 	releaseAfterSetupRatio: 0.5, trapConnectMs: 3.2, keyedConnectMs: 1.6, connectRatio: 2, wakeOneMs: 1.8, wakeManyMs: 7.6, wakeRatio: 4.2, lostReleases: 0, repeats: 5, ...over,
 });
 

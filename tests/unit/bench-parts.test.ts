@@ -4,6 +4,8 @@ import { bestBlast, type FastPathSample, type PpsRun, ppsRunOf, summarizeFastPat
 import { memoryRowOf, memoryRunOf, parseMeminfo } from '../../harness/suite/bench-memory.js';
 import { benchFigures } from '../../harness/report/bench-figures.js';
 
+const TCG_2_FULL = { accel: 'tcg', cpus: 2, preempt: { model: 'full', dynamic: false } } as const;
+
 const sendTap = (sent: number, startNs: number, endNs: number) =>
 	`TAP version 14\nok 1 - send\n  ---\n  sent: ${sent}\n  errors: 0\n  first_errno: "0"\n  start_ns: ${startNs}\n  end_ns: ${endNs}\n  ...\n1..1\n`;
 const recvTap = (received: number) => `TAP version 14\n# READY\nok 1 - receive\n  ---\n  received: ${received}\n  stopped_by_signal: true\n  ...\n1..1\n`;
@@ -92,7 +94,7 @@ describe('the memory figures', () => {
 		expect(entries.memBytes).toBe(24000 * 1024);
 		expect(entries.held).toBe(10000);
 		const packets = memoryRunOf(sections(1, 10000, 14000), 1, 10000);
-		const row = memoryRowOf('patched', 'xfrm_resolve=1', 'tcg', entries, packets);
+		const row = memoryRowOf('patched', 'xfrm_resolve=1', TCG_2_FULL, entries, packets);
 		expect(row.perEntryBytes).toBeCloseTo(2457.6);
 		expect(row.perPacketBytes).toBeCloseTo(1433.6);
 		expect(row.perEntryOnlyBytes).toBeCloseTo(1024);
@@ -101,6 +103,6 @@ describe('the memory figures', () => {
 	it('gives no figure when the key manager missed ACQUIREs', () => {
 		const run = memoryRunOf(sections(9000, 9000, 20000), 10000, 1);
 		expect(run.problems).toEqual([expect.stringMatching(/9000\/10000 ACQUIREs/)]);
-		expect(memoryRowOf('stock', 'larval_drop=1', 'tcg', run, null).perEntryBytes).toBeNull();
+		expect(memoryRowOf('stock', 'larval_drop=1', TCG_2_FULL, run, null).perEntryBytes).toBeNull();
 	});
 });

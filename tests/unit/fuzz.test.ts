@@ -127,6 +127,7 @@ describe('fuzz command lines', () => {
 	it('reruns a debug-kernel run with its flavour', () => {
 		expect(reproduceCommand({ name: 'patched', config: 'debug' }, 9, 5)).toBe('larval fuzz --kernel patched --config debug --seed 9 --minutes 5');
 		expect(reproduceCommand({ name: 'patched', config: 'base' }, 9, 0.5)).toBe('larval fuzz --kernel patched --seed 9 --minutes 0.5');
+		expect(reproduceCommand({ name: 'patched', config: 'base' }, 9, 0.5, 4)).toBe('larval fuzz --kernel patched --cpus 4 --seed 9 --minutes 0.5');
 	});
 
 	it('takes whole, exactly representable seeds only', () => {
