@@ -3,7 +3,9 @@
  * report that follows the first line (up to the end-of-trace marker or a
  * bound), which is what a developer wants pasted into a bug.
  */
-export type FindingKind = 'panic' | 'bug' | 'oops' | 'warning' | 'kasan' | 'lockdep' | 'hung-task' | 'rcu-stall' | 'call-trace' | 'ubsan';
+export type FindingKind =
+	| 'panic' | 'bug' | 'oops' | 'warning' | 'kasan' | 'kcsan' | 'lockdep' | 'hung-task' | 'rcu-stall' | 'call-trace' | 'ubsan'
+	| 'kmemleak' | 'ref-tracker' | 'netdev-refcount';
 
 export interface ConsoleFinding {
 	kind: FindingKind;
@@ -13,13 +15,25 @@ export interface ConsoleFinding {
 	report: string;
 }
 
+/**
+ * First match wins, so the specific kinds come before `bug` and `warning`
+ * (a KASAN report starts "BUG: KASAN:", a lockdep one "WARNING: possible
+ * ...").  The set is netdev CI's (NIPA): what its test runs fail on.
+ */
 const PATTERNS: ReadonlyArray<readonly [FindingKind, RegExp]> = [
 	['panic', /Kernel panic - not syncing/],
 	['kasan', /BUG: KASAN:|KASAN: /],
-	['lockdep', /possible (recursive|circular) locking|inconsistent lock state|suspicious RCU usage/],
+	['kcsan', /BUG: KCSAN:/],
+	['lockdep', /possible (recursive|circular) locking|inconsistent lock state|suspicious RCU usage|possible irq lock inversion|bad unlock balance|held lock freed|lock held when returning to user space/],
 	['hung-task', /INFO: task .* blocked for more than/],
-	['rcu-stall', /rcu: INFO: .* detected stalls/],
+	['rcu-stall', /rcu: INFO: .*detected (expedited )?stalls?\b/],
 	['ubsan', /UBSAN: /],
+	// kmemleak's own line after a scan that found something, and a report (kmemleak.verbose=1 prints them on the console).
+	['kmemleak', /^kmemleak: \d+ new suspected memory leaks|^(kmemleak: )?unreferenced object 0x[0-9a-f]+ \(size \d+\):/],
+	// lib/ref_tracker.c: a tracked reference (netns, netdev) still held at the tracker's exit, with its stack.
+	['ref-tracker', /^ref_tracker: /],
+	// net/core/dev.c: a device being unregistered whose references never drop (the netns teardown hangs).
+	['netdev-refcount', /unregister_netdevice: waiting for .* to become free/],
 	['bug', /\bBUG: |kernel BUG at /],
 	['oops', /\bOops: |general protection fault/],
 	['warning', /\bWARNING: /],
@@ -28,6 +42,14 @@ const PATTERNS: ReadonlyArray<readonly [FindingKind, RegExp]> = [
 
 const REPORT_END = /---\[ end (trace|Kernel panic)|^\s*$/;
 const REPORT_MAX_LINES = 60;
+/**
+ * Reports that hold blank lines (or none before the next report): a
+ * sanitizer's ends at its closing line of '=', lockdep's and a hung task's
+ * at the end of the stack dump.
+ */
+const STACK_END = /^\s*<\/TASK>$/;
+const LONG_REPORT_END: Partial<Record<FindingKind, RegExp>> = { kasan: /^={20,}$/, kcsan: /^={20,}$/, lockdep: STACK_END, 'hung-task': STACK_END };
+const LONG_REPORT_MAX_LINES = 150;
 
 /** Strips the printk timestamp and caller prefix so patterns match the message. */
 function message(line: string): string {
@@ -37,8 +59,10 @@ function message(line: string): string {
 export function scanConsole(text: string): ConsoleFinding[] {
 	const lines = text.split(/\r?\n/);
 	const findings: ConsoleFinding[] = [];
-	// A Call Trace inside a report already found is part of that report.
+	// A Call Trace inside a report already found is part of that report, and so is a repeat of its first line
+	// (unregister_netdevice every 10 s, kmemleak's summary then its objects).
 	let coveredUntil = -1;
+	let coveredKind: FindingKind | null = null;
 	for (let i = 0; i < lines.length; i++) {
 		const msg = message(lines[i]!);
 		// Guest userspace echoes through /dev/kmsg; its text is never a kernel report.
@@ -46,15 +70,18 @@ export function scanConsole(text: string): ConsoleFinding[] {
 		const hit = PATTERNS.find(([, re]) => re.test(msg));
 		if (!hit) continue;
 		const [kind] = hit;
-		if (kind === 'call-trace' && i <= coveredUntil) continue;
+		if ((kind === 'call-trace' || kind === coveredKind) && i <= coveredUntil) continue;
+		const endRe = LONG_REPORT_END[kind] ?? REPORT_END;
+		const maxLines = LONG_REPORT_END[kind] ? LONG_REPORT_MAX_LINES : REPORT_MAX_LINES;
 		let end = i + 1;
-		while (end < lines.length && end - i < REPORT_MAX_LINES) {
+		while (end < lines.length && end - i < maxLines) {
 			const m = message(lines[end]!);
 			end++;
-			if (REPORT_END.test(m)) break;
+			if (endRe.test(m)) break;
 		}
 		findings.push({ kind, line: i + 1, text: msg.trim(), report: lines.slice(i, end).join('\n') });
 		coveredUntil = end - 1;
+		coveredKind = kind;
 	}
 	return findings;
 }
