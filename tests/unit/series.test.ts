@@ -1,11 +1,18 @@
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { applySeries, loadSeries } from '../../harness/kernel/series.js';
 
+const made: string[] = [];
+afterEach(() => {
+	for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
 function tempDir(): string {
-	return mkdtempSync(join(tmpdir(), 'larval-series-'));
+	const d = mkdtempSync(join(tmpdir(), 'larval-series-'));
+	made.push(d);
+	return d;
 }
 
 const GOOD = `--- a/hello.c
