@@ -46,25 +46,28 @@ export async function bootGuest(kernel: KernelTarget, opts: GuestOptions = {}): 
 	}
 	overlays.push(...(opts.overlays ?? []));
 	const initrd = combineInitrd(base, overlays);
+	const cpus = opts.cpus ?? cpusFromEnvironment();
 	const common = {
 		bzImage: kernel.bzImage,
 		initrd,
 		clientPrivateKey: base.clientPrivateKey,
 		hostPublicKey: base.hostPublicKey,
 		memoryMiB: opts.memoryMiB,
-		cpus: opts.cpus ?? cpusFromEnvironment(),
+		cpus,
 		append: opts.append,
+		// Debian's kernel has no X86_MPPARSE: with pci=noacpi it would bring up 1 of its vCPUs.
+		acpiPciIrqs: kernel.kind === 'distro' && cpus > 1,
 	};
 	const accel = await chooseAccelerator(common);
-	progress(`booting ${kernel.name} (${kernel.release}) under ${accel.accel} with ${common.cpus} vCPU(s)`);
+	progress(`booting ${kernel.name} (${kernel.release}) under ${accel.accel} with ${cpus} vCPU(s)`);
 	const vm = await Vm.boot({ ...common, name: kernel.name.replace(/[^A-Za-z0-9_.-]/g, '_'), accel: accel.accel, bootTimeoutMs: opts.bootTimeoutMs });
 	try {
 		const probed = machineOfProbe(await vm.run(MACHINE_PROBE, { timeoutMs: 30_000 }));
 		// A kernel without SMP, or with a smaller NR_CPUS, runs fewer than QEMU gives it: the guest's count is the one recorded.
-		const cpus = probed.cpus ?? common.cpus;
-		const fewer = cpus === common.cpus ? '' : ` of ${common.cpus}`;
-		progress(`${kernel.name} answered ssh ${(vm.bootMs / 1000).toFixed(2)} s after QEMU started; ${cpus}${fewer} vCPU(s) online, ${preemptLabel(probed.preempt)}`);
-		return { vm, kernel, accel, cpus, preempt: probed.preempt };
+		const online = probed.cpus ?? cpus;
+		const fewer = online === cpus ? '' : ` of ${cpus}`;
+		progress(`${kernel.name} answered ssh ${(vm.bootMs / 1000).toFixed(2)} s after QEMU started; ${online}${fewer} vCPU(s) online, ${preemptLabel(probed.preempt)}`);
+		return { vm, kernel, accel, cpus: online, preempt: probed.preempt };
 	} catch (e) {
 		await vm.stop({ failed: true });
 		throw e;

@@ -13,6 +13,8 @@ export interface QemuConfig {
 	cpus?: number;
 	/** Extra kernel command-line words, after the harness's own. */
 	append?: readonly string[];
+	/** PCI interrupts routed by ACPI (no pci=noacpi), for kernels that need it to see their other CPUs (kernelCommandLine). */
+	acpiPciIrqs?: boolean;
 }
 
 /**
@@ -29,10 +31,13 @@ export function tcgAccel(c: Pick<QemuConfig, 'cpus'>): string {
 /**
  * Kernel command line: console on the first serial port, and a panic ends the
  * VM at once.  pci=noacpi routes PCI interrupts from the BIOS table: under TCG
- * the ACPI interpreter took ~0.2 s per virtio device to enable its link.
+ * the ACPI interpreter took ~0.2 s per virtio device to enable its link.  It
+ * also makes the kernel skip the I/O APICs of ACPI's MADT, so a kernel
+ * without X86_MPPARSE (Debian's) finds no SMP configuration and runs one
+ * CPU: @opts.acpiPciIrqs leaves it out.
  */
-export function kernelCommandLine(extra: readonly string[] = []): string {
-	return ['console=ttyS0,115200', 'panic=-1', 'printk.time=1', 'pci=noacpi', ...extra].join(' ');
+export function kernelCommandLine(extra: readonly string[] = [], opts: { acpiPciIrqs?: boolean } = {}): string {
+	return ['console=ttyS0,115200', 'panic=-1', 'printk.time=1', ...(opts.acpiPciIrqs ? [] : ['pci=noacpi']), ...extra].join(' ');
 }
 
 /**
@@ -63,7 +68,7 @@ export function qemuArgs(c: QemuConfig): string[] {
 		'-serial', 'chardev:console',
 		'-kernel', c.kernel,
 		'-initrd', c.initrd,
-		'-append', kernelCommandLine(c.append),
+		'-append', kernelCommandLine(c.append, { acpiPciIrqs: c.acpiPciIrqs }),
 		'-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${c.sshPort}-:22`,
 		'-device', 'virtio-net-pci,netdev=net0',
 		'-device', 'virtio-rng-pci',

@@ -26,6 +26,7 @@ export interface BootOptions {
 	memoryMiB?: number;
 	cpus?: number;
 	append?: readonly string[];
+	acpiPciIrqs?: boolean;
 	/** From QEMU's start to a working ssh session. */
 	bootTimeoutMs?: number;
 }
@@ -135,6 +136,7 @@ export class Vm {
 			memoryMiB: opts.memoryMiB,
 			cpus: opts.cpus,
 			append: opts.append,
+			acpiPciIrqs: opts.acpiPciIrqs,
 		});
 		const qemu = execa(QEMU, args, { stdin: 'ignore', buffer: false, reject: false, cleanup: true });
 		if (qemu.pid !== undefined) registerVmProcess(qemu.pid);

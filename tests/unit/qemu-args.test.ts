@@ -68,5 +68,8 @@ describe('qemuArgs', () => {
 
 	it('builds the command line in a stable order', () => {
 		expect(kernelCommandLine()).toBe('console=ttyS0,115200 panic=-1 printk.time=1 pci=noacpi');
+		// A kernel without X86_MPPARSE (Debian's) needs ACPI's interrupt routing to bring up its other vCPUs.
+		expect(kernelCommandLine(['quiet'], { acpiPciIrqs: true })).toBe('console=ttyS0,115200 panic=-1 printk.time=1 quiet');
+		expect(optionValue(qemuArgs({ ...base, accel: 'tcg', acpiPciIrqs: true }), '-append')[0]).not.toMatch(/pci=noacpi/);
 	});
 });
