@@ -1,17 +1,20 @@
 #!/usr/bin/env node
-import { parseArgs, positiveNumber, single, type ParsedArgs } from './cli-args.js';
+import { type ArgsSpec, type ParsedArgs, parseArgs, positiveNumber, single, wholeNumber } from './cli-args.js';
+import { commandExitCode, commandStatusText, errorReport, EXIT } from './cli-exit.js';
 import { buildKernel } from './kernel/build.js';
-import { checkSeries, renderFailures, renderSeriesTable, rowPassed } from './kernel/check-series.js';
+import { bootedMachines, checkSeries, renderFailures, renderSeriesTable, rowPassed } from './kernel/check-series.js';
 import { fetchDistroKernel } from './kernel/distro.js';
-import { resolveKernel } from './kernel/target.js';
-import { LarvalError } from './util/errors.js';
-import { bootGuest } from './vm/guest.js';
+import { checkKernelSpec, resolveKernel } from './kernel/target.js';
+import { UsageError } from './util/errors.js';
+import { bootGuest, type GuestOptions, machineOf } from './vm/guest.js';
+import { forcedAccelerator } from './vm/accel.js';
+import { cpusFromEnvironment, describeMachine, MAX_CPUS, parseCpus } from './vm/machine.js';
 import { GuestDiedError, type Vm } from './vm/vm.js';
 import { ExecTimeoutError } from './vm/ssh.js';
 import { formatFindings } from './vm/console-scan.js';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { resultsRoot } from './util/paths.js';
+import { repoRoot, resultsRoot } from './util/paths.js';
 import { CASES, findCase, RESOLVE_1 } from './suite/cases.js';
 import { runMatrix, selectCases } from './suite/plan.js';
 import { type CellResult, cellPassed, cellText } from './suite/session.js';
@@ -20,24 +23,33 @@ import { BENCH_PARTS, type BenchPart, runBench } from './suite/bench-run.js';
 import { renderBenchReport } from './suite/bench-report.js';
 import { benchFigures } from './report/bench-figures.js';
 import { compareFigures, DEFAULT_TOLERANCE_PCT, figuresOfJson, renderComparison } from './report/bench-compare.js';
-import { renderJunit, renderTable } from './report/table.js';
+import { renderJunit, renderMachines, renderTable } from './report/table.js';
 import { hostToolsOverlay, strongswanOverlay } from './image/build.js';
 import { parseKeyManager, parseResolve, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
 import { renderFuzzCounts, runFuzz } from './suite/fuzz.js';
 import { parseSeed } from './suite/fuzz-plan.js';
 import { randomInt } from 'node:crypto';
 
-const USAGE = `usage: larval COMMAND [OPTIONS]
+// ---- shared options and their help ----------------------------------------
 
-  build [--kernel stock|patched|distro|all] [--config FLAVOUR]
-      Build kernels from Debian's linux-source-6.12 (patched: with
-      kernel-patches/series); distro fetches Debian's cloud kernel.
-  exec [--kernel K] [--timeout S] [--keep-console] [GUEST OPTIONS] -- CMD ARGS...
-      Boot K, run CMD in the guest, print its output, exit with its status
-      (255 when the guest died, 124 on timeout).
-  shell [--kernel K] [GUEST OPTIONS]
-      An interactive shell in a booted guest.
-  GUEST OPTIONS:
+const value = { type: 'string' } as const;
+const values = { type: 'string', multiple: true } as const;
+const flag = { type: 'boolean' } as const;
+
+/** Every command that boots a guest takes --cpus. */
+const MACHINE_OPTIONS = { cpus: value };
+const GUEST_OPTIONS = { ...MACHINE_OPTIONS, memory: value, append: values, topology: value, km: value, ns: value, with: values, resolve: value };
+
+const CPUS_HELP = `      --cpus N                      vCPUs of every guest, 1..${MAX_CPUS} (default: LARVAL_CPUS,
+                                    else 2); under TCG one host thread per vCPU`;
+
+const MACHINE_HELP = `MACHINE OPTIONS (repro, run, bench, check-series, fuzz; exec and shell too):
+${CPUS_HELP}`;
+
+const GUEST_HELP = `GUEST OPTIONS (exec, shell):
+${CPUS_HELP}
+      --memory MiB                  guest memory, 64..16384 (default 512)
+      --append "WORDS"              more kernel command-line words
       --topology transport|tunnel   set up the namespaces, SAs and policies
                                     of a topology (echo servers on the far side)
       --km test|strongswan|none     the test key manager in the near side's
@@ -51,80 +63,80 @@ const USAGE = `usage: larval COMMAND [OPTIONS]
                                     of the topology (default: 1 on a kernel
                                     that has it, i.e. patched)
       With --topology, PEER and PEER6 name the far host (environment and
-      /etc/hosts), e.g. -- ping -c 3 -W 1 PEER
+      /etc/hosts), e.g. -- ping -c 3 -W 1 PEER`;
 
-  repro list | repro NAME [--kernel K] [--repeat N] [--mode larval_drop=0|larval_drop=1|xfrm_resolve=1]
-      List the reproducible stock behaviours, or run one and say what the
-      program saw (calls, errnos, times, packets echoed or lost).
-  run [--kernel K ...] [--filter PATTERN] [--repeat N] [--json FILE] [--junit FILE]
-      Run the semantics matrix on each kernel (default: distro stock patched)
-      and print one table: a row per case and mode, a column per kernel.
-  bench [--kernel K ...] [--repeat N] [--only latency|fastpath|memory ...]
-        [--json FILE] [--compare BASELINE.json] [--tolerance PCT]
-      Side-by-side figures (median of N): release latency of a held packet
-      against steady-state one-way latency; TCP connect through a trap
-      policy (minus the key manager's time) against a keyed connect; the
-      wake cost of 1 against 1,000 sockets waiting on one acquire; UDP
-      packets per second through ESP with the SA in place, each kernel
-      against stock (N rounds booting every kernel in turn), and the boot
-      to the first command; memory per pending acquire and per held
-      packet at 10,000 acquires.  --compare: as bench-compare, after.
-  bench-compare BASELINE.json CURRENT.json [--tolerance PCT]
-      Per figure of two \`bench --json\` files: baseline, current, change.
-      Exits 1 when a gated figure (the series' ratios) got worse by more
-      than PCT percent (default ${DEFAULT_TOLERANCE_PCT}) or is missing.
-  check-series [--from N] [--to N] [--no-build] [--no-boot] [--json FILE]
-      Bisectability: for each patch N of kernel-patches/series, checkpatch
-      --strict, then apply it on top of 1..N-1, build that prefix
-      incrementally, boot it and run a few stock-mode compatibility rows.
-      One row per patch; exits 1 if any prefix failed.
-  fuzz [--kernel K] [--config FLAVOUR] [--seed S] [--minutes M] [--json FILE]
-      Boot K (with --config debug: its KASAN/lockdep/kmemleak build) and
-      run larval-fuzz for M minutes (default 1): random XFRM policies,
-      SAs, ACQUIRE answers, sysctl flips and socket calls in two
-      namespaces, from seed S (default: random, printed).  Exits 1 on a
-      kernel splat, a hang, a call that overran its bound or a leak,
-      naming the seed and the command that reruns it.
+const KERNEL_HELP = 'K is distro, stock, patched (default), a bzImage, or a kernel build tree.';
 
-K is distro, stock, patched (default), a bzImage, or a kernel build tree.
-Environment: LARVAL_ACCEL=kvm|tcg|auto, LARVAL_CACHE (default ~/.cache/larval),
-LARVAL_KEEP_CONSOLE=1 keeps every console log under results/consoles.
-`;
+const EXIT_HELP = `Exit status: 0 success; 1 a check failed (a cell, a gated figure, a prefix,
+the fuzzer) or the harness did (a missing bzImage, a guest that never
+booted); 2 a bad option, value or argument. larval exec: the guest command's
+own status, ${EXIT.timeout} when it timed out, 128+N when signal N killed it, ${EXIT.guestDied} when the
+guest kernel died.`;
+
+const ENV_HELP = `Environment: LARVAL_ACCEL=kvm|tcg|auto, LARVAL_CPUS (default vCPUs, 2),
+LARVAL_CACHE (default ~/.cache/larval), LARVAL_KEEP_CONSOLE=1 keeps every
+console log under results/consoles, LARVAL_QUIET=1 mutes progress lines,
+LARVAL_DEBUG=1 prints the stack of an internal error.`;
+
+// ---- what the options mean --------------------------------------------------
+
+/** --cpus, else LARVAL_CPUS; LARVAL_ACCEL is checked here too, before anything is built or booted. */
+function machineOptions(args: ParsedArgs): { cpus: number } {
+	forcedAccelerator();
+	const cpus = single(args, 'cpus');
+	return { cpus: cpus === undefined ? cpusFromEnvironment() : parseCpus(cpus, '--cpus') };
+}
+
+function guestOptions(args: ParsedArgs): Pick<GuestOptions, 'cpus' | 'memoryMiB' | 'append'> {
+	const memory = single(args, 'memory');
+	const append = (args.options.get('append') ?? []).flatMap((a) => a.split(/\s+/)).filter(Boolean);
+	return { ...machineOptions(args), memoryMiB: memory === undefined ? undefined : wholeNumber(memory, '--memory (MiB)', { min: 64, max: 16384 }), append };
+}
+
+function scenarioOptions(args: ParsedArgs): ScenarioOptions {
+	const t = single(args, 'topology');
+	const km = single(args, 'km');
+	const resolve = single(args, 'resolve');
+	if (resolve !== undefined && !t) throw new UsageError('--resolve needs --topology: it is set in the topology\'s namespaces');
+	return { topology: t ? parseTopologyName(t) : undefined, km: km ? parseKeyManager(km) : undefined, ns: single(args, 'ns'), resolve: resolve === undefined ? undefined : parseResolve(resolve) };
+}
+
+/** The --kernel values (or @fallback), each checked before the first is built or booted. */
+function kernelSpecs(args: ParsedArgs, fallback: readonly string[]): string[] {
+	const specs = args.options.get('kernel') ?? [...fallback];
+	specs.forEach(checkKernelSpec);
+	return specs;
+}
+
+const repeatOf = (args: ParsedArgs, fallback: string) => wholeNumber(single(args, 'repeat') ?? fallback, '--repeat');
+
+// ---- the commands -----------------------------------------------------------
 
 async function cmdBuild(args: ParsedArgs): Promise<number> {
-	const which = single(args, 'kernel', 'all');
+	const which = single(args, 'kernel') ?? 'all';
 	const names = which === 'all' ? ['stock', 'patched', 'distro'] : [which];
+	if (names.some((n) => n !== 'stock' && n !== 'patched' && n !== 'distro')) throw new UsageError(`--kernel must be stock, patched, distro or all, not "${which}"`);
 	for (const name of names) {
 		if (name === 'distro') {
 			const k = await fetchDistroKernel();
 			console.log(`distro: ${k.release} ${k.bzImage}`);
 			continue;
 		}
-		if (name !== 'stock' && name !== 'patched') throw new LarvalError(`--kernel must be stock, patched, distro or all, not ${which}`);
-		const k = await buildKernel({ variant: name, config: single(args, 'config', 'base') });
+		const k = await buildKernel({ variant: name as 'stock' | 'patched', config: single(args, 'config') ?? 'base' });
 		console.log(`${name}: ${k.release} ${k.bzImage}${k.cached ? ' (cached)' : ` (built in ${k.buildSeconds} s)`}`);
 	}
-	return 0;
-}
-
-const GUEST_OPTIONS = ['topology', 'km', 'ns', 'with', 'resolve'];
-
-function scenarioOptions(args: ParsedArgs): ScenarioOptions {
-	const t = args.options.get('topology')?.[0];
-	const km = args.options.get('km')?.[0];
-	const resolve = args.options.get('resolve')?.[0];
-	if (resolve !== undefined && !t) throw new LarvalError('--resolve needs --topology: it is set in the topology\'s namespaces');
-	return { topology: t ? parseTopologyName(t) : undefined, km: km ? parseKeyManager(km) : undefined, ns: args.options.get('ns')?.[0], resolve: resolve === undefined ? undefined : parseResolve(resolve) };
+	return EXIT.ok;
 }
 
 /** Boots K with the --with programs on board and sets up the scenario the options ask for. */
 async function bootForUser(args: ParsedArgs) {
 	const opts = scenarioOptions(args);
+	const machine = guestOptions(args);
+	const kernel = await resolveKernel(single(args, 'kernel') ?? 'patched');
 	const tools = (args.options.get('with') ?? []).flatMap((w) => w.split(',')).filter(Boolean);
 	const overlays: Array<readonly [string, Buffer]> = tools.length ? [[`with:${tools.join(',')}`, await hostToolsOverlay(tools)]] : [];
 	if (opts.km === 'strongswan') overlays.push(['strongswan', await strongswanOverlay()]);
-	const kernel = await resolveKernel(single(args, 'kernel', 'patched'));
-	const guest = await bootGuest(kernel, { overlays });
+	const guest = await bootGuest(kernel, { ...machine, overlays });
 	try {
 		const scenario = await setUpScenario(guest.vm, opts);
 		if (opts.topology || opts.ns) process.stderr.write(`[larval] ${scenario.summary}\n`);
@@ -136,9 +148,10 @@ async function bootForUser(args: ParsedArgs) {
 }
 
 async function cmdExec(args: ParsedArgs): Promise<number> {
-	if (!args.rest.length) throw new LarvalError('larval exec needs a command after --');
-	const timeoutMs = positiveNumber(single(args, 'timeout', '60'), '--timeout') * 1000;
-	const { vm, accel, kernel, scenario } = await bootForUser(args);
+	if (!args.rest.length) throw new UsageError('needs the guest command after --, as in: larval exec -- uname -a');
+	const timeoutMs = positiveNumber(single(args, 'timeout') ?? '60', '--timeout') * 1000;
+	const guest = await bootForUser(args);
+	const { vm, kernel, scenario } = guest;
 	let failed = false;
 	try {
 		const r = await vm.exec(scenario.wrap(args.rest), {
@@ -146,13 +159,18 @@ async function cmdExec(args: ParsedArgs): Promise<number> {
 			onStdout: (d) => process.stdout.write(d),
 			onStderr: (d) => process.stderr.write(d),
 		});
-		process.stderr.write(`[larval] ${kernel.name} ${kernel.release}, ${accel.accel}, boot ${(vm.bootMs / 1000).toFixed(2)} s (console ready ${(vm.guestReadyMs / 1000).toFixed(2)} s), command ${(r.durationMs / 1000).toFixed(2)} s, status ${r.code ?? r.signal}\n`);
-		return r.code ?? 255;
+		process.stderr.write(`[larval] ${kernel.name} ${kernel.release}, ${describeMachine(machineOf(guest))}, boot ${(vm.bootMs / 1000).toFixed(2)} s (console ready ${(vm.guestReadyMs / 1000).toFixed(2)} s), command ${(r.durationMs / 1000).toFixed(2)} s, status ${commandStatusText(r)}\n`);
+		return commandExitCode(r);
 	} catch (e) {
 		failed = true;
 		if (e instanceof ExecTimeoutError) {
 			process.stderr.write(`larval: ${e.message}; the VM was killed\n`);
-			return 124;
+			return EXIT.timeout;
+		}
+		// The kernel died under the command (a guest that never booted failed in bootForUser: status 1).
+		if (e instanceof GuestDiedError) {
+			process.stderr.write(`larval: ${e.message}\n--- last console lines ---\n${e.consoleTail}\n`);
+			return EXIT.guestDied;
 		}
 		throw e;
 	} finally {
@@ -178,7 +196,9 @@ async function keepCharonLogs(vm: Vm, logs: ReadonlyArray<{ ns: string; log: str
 }
 
 async function cmdShell(args: ParsedArgs): Promise<number> {
-	const { vm, scenario } = await bootForUser(args);
+	const guest = await bootForUser(args);
+	const { vm, scenario } = guest;
+	process.stderr.write(`[larval] ${guest.kernel.name} ${guest.kernel.release}, ${describeMachine(machineOf(guest))}\n`);
 	try {
 		await vm.run('cat > /root/.profile', { stdin: Buffer.from(scenario.profile()) });
 		return await vm.shell(process.stdin, process.stdout);
@@ -191,6 +211,12 @@ function writeReport(path: string | undefined, content: string): void {
 	if (!path) return;
 	mkdirSync(dirname(path), { recursive: true });
 	writeFileSync(path, content);
+}
+
+/** A file the user named, read whole; a missing one is their mistake, said in one line. */
+function readInput(path: string, what: string): string {
+	if (!existsSync(path)) throw new UsageError(`${what} ${path}: no such file`);
+	return readFileSync(path, 'utf8');
 }
 
 function printCell(c: CellResult): void {
@@ -208,19 +234,25 @@ async function cmdRepro(args: ParsedArgs): Promise<number> {
 	if (!name || name === 'list') {
 		const width = Math.max(...CASES.map((c) => c.id.length));
 		for (const c of CASES) console.log(`${c.id.padEnd(width)}  ${c.title}  [${[...Object.keys(c.stock), ...(c.resolved ? [RESOLVE_1.id] : [])].join(', ')}]`);
-		return 0;
+		return EXIT.ok;
 	}
 	const c = findCase(name);
-	if (!c) throw new LarvalError(`unknown case "${name}"; \`larval repro list\` names them: ${CASES.map((x) => x.id).join(', ')}`);
-	const repeat = positiveNumber(single(args, 'repeat', '3'), '--repeat');
+	if (!c) throw new UsageError(`unknown case "${name}"; \`larval repro list\` names them: ${CASES.map((x) => x.id).join(', ')}`);
+	const mode = single(args, 'mode');
+	const modes = [...Object.keys(c.stock), ...(c.resolved ? [RESOLVE_1.id] : [])];
+	if (mode !== undefined && !modes.includes(mode)) throw new UsageError(`--mode for ${c.id} is one of ${modes.join(', ')}, not "${mode}"`);
+	const repeat = repeatOf(args, '3');
+	const { cpus } = machineOptions(args);
+	const kernels = kernelSpecs(args, ['distro']);
 	console.log(`${c.id}: ${c.title}`);
 	const cells = await runMatrix({
-		kernels: [single(args, 'kernel', 'distro')],
+		kernels,
 		cases: [c],
 		repeat,
-		mode: args.options.get('mode')?.[0],
+		mode,
+		cpus,
 		onCell: (cell) => {
-			console.log(`\n${cell.kernel} (${cell.release}, ${cell.accel}), ${cell.mode}:`);
+			console.log(`\n${cell.kernel} (${cell.release}, ${describeMachine(cell)}), ${cell.mode}:`);
 			cell.outcomes.forEach((o, i) => {
 				console.log(`  run ${i + 1}:`);
 				for (const line of narrate(o)) console.log(`    ${line}`);
@@ -228,146 +260,280 @@ async function cmdRepro(args: ParsedArgs): Promise<number> {
 			printCell(cell);
 		},
 	});
-	return cells.every(cellPassed) ? 0 : 1;
+	return cells.every(cellPassed) ? EXIT.ok : EXIT.failed;
 }
 
 async function cmdRun(args: ParsedArgs): Promise<number> {
-	const kernels = args.options.get('kernel') ?? ['distro', 'stock', 'patched'];
-	const cases = selectCases(single(args, 'filter', ''));
-	const repeat = positiveNumber(single(args, 'repeat', '3'), '--repeat');
+	const kernels = kernelSpecs(args, ['distro', 'stock', 'patched']);
+	const cases = selectCases(single(args, 'filter') ?? '');
+	const repeat = repeatOf(args, '3');
+	const { cpus } = machineOptions(args);
 	const started = Date.now();
-	const cells = await runMatrix({ kernels, cases, repeat, onCell: printCell });
-	console.log(`\n${renderTable(cells, kernels)}\n`);
-	const accels = [...new Set(cells.map((c) => `${c.kernel}: ${c.accel}`))].join(', ');
-	console.log(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; accelerator ${accels}; ${Math.round((Date.now() - started) / 1000)} s`);
-	writeReport(args.options.get('json')?.[0], JSON.stringify({ kernels, repeat, cells }, (_, v) => (typeof v === 'bigint' ? String(v) : v), '\t'));
-	writeReport(args.options.get('junit')?.[0], renderJunit(cells));
-	return cells.every(cellPassed) ? 0 : 1;
+	const cells = await runMatrix({ kernels, cases, repeat, cpus, onCell: printCell });
+	console.log(`\n${renderTable(cells, kernels)}\n\n${renderMachines(cells, kernels)}\n`);
+	console.log(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; ${Math.round((Date.now() - started) / 1000)} s`);
+	writeReport(single(args, 'json'), JSON.stringify({ kernels, repeat, cpus, cells }, (_, v) => (typeof v === 'bigint' ? String(v) : v), '\t'));
+	writeReport(single(args, 'junit'), renderJunit(cells));
+	return cells.every(cellPassed) ? EXIT.ok : EXIT.failed;
 }
 
 function benchParts(args: ParsedArgs): BenchPart[] {
 	const only = (args.options.get('only') ?? []).flatMap((o) => o.split(',')).filter(Boolean);
-	for (const p of only) if (!(BENCH_PARTS as readonly string[]).includes(p)) throw new LarvalError(`--only takes ${BENCH_PARTS.join(', ')}, not ${p}`);
+	for (const p of only) if (!(BENCH_PARTS as readonly string[]).includes(p)) throw new UsageError(`--only takes ${BENCH_PARTS.join(', ')}, not "${p}"`);
 	return only.length ? (only as BenchPart[]) : [...BENCH_PARTS];
 }
 
 function tolerance(args: ParsedArgs): number {
-	const t = Number(single(args, 'tolerance', String(DEFAULT_TOLERANCE_PCT)));
-	if (!Number.isFinite(t) || t < 0) throw new LarvalError(`--tolerance must be a percentage, not ${single(args, 'tolerance', '')}`);
+	const given = single(args, 'tolerance');
+	const t = Number(given ?? DEFAULT_TOLERANCE_PCT);
+	if (given?.trim() === '' || !Number.isFinite(t) || t < 0) throw new UsageError(`--tolerance must be a percentage, not "${given}"`);
 	return t;
 }
 
+type Figures = ReturnType<typeof figuresOfJson>;
+
+/** A `bench --json` file's figures; a missing or malformed file is the user's mistake. */
+const figuresOfFile = (path: string): Figures => figuresOfJson(readInput(path, 'bench figures'), path);
+
 /** Prints the comparison of two runs' figures; 1 when a gated figure regressed. */
-function compareBenchFiles(baselinePath: string, current: ReturnType<typeof figuresOfJson>, tolerancePct: number): number {
-	const c = compareFigures(figuresOfJson(readFileSync(baselinePath, 'utf8'), baselinePath), current, tolerancePct);
+function compareBench(baselinePath: string, baseline: Figures, current: Figures, tolerancePct: number): number {
+	const c = compareFigures(baseline, current, tolerancePct);
 	console.log(`\nAgainst ${baselinePath}:\n${renderComparison(c)}`);
-	return c.regressions.length ? 1 : 0;
+	return c.regressions.length ? EXIT.failed : EXIT.ok;
 }
 
 async function cmdBench(args: ParsedArgs): Promise<number> {
-	const names = args.options.get('kernel') ?? ['stock', 'patched'];
-	const repeat = positiveNumber(single(args, 'repeat', '5'), '--repeat');
+	const names = kernelSpecs(args, ['stock', 'patched']);
+	const repeat = repeatOf(args, '5');
 	const parts = benchParts(args);
 	const tolerancePct = tolerance(args);
+	const machine = machineOptions(args);
+	// Read before the run: a baseline that is not there should not cost an hour of benching to find out.
+	const baselinePath = single(args, 'compare');
+	const baseline = baselinePath === undefined ? undefined : figuresOfFile(baselinePath);
 	const kernels = [];
 	for (const k of names) kernels.push(await resolveKernel(k));
 	const started = Date.now();
-	const report = await runBench(kernels, repeat, parts);
+	const report = await runBench(kernels, repeat, parts, machine);
 	const figures = benchFigures(report);
 	console.log(renderBenchReport(report));
-	console.log(`median of ${repeat} runs each; latencies on the guest's CLOCK_MONOTONIC, boots on the host's clock; accelerator ${report.accel.join(', ')}; ${Math.round((Date.now() - started) / 1000)} s`);
-	writeReport(args.options.get('json')?.[0], JSON.stringify({ ...report, figures }, null, '\t'));
-	const baseline = args.options.get('compare')?.[0];
-	return baseline ? compareBenchFiles(baseline, figures, tolerancePct) : 0;
+	console.log(`median of ${repeat} runs each; latencies on the guest's CLOCK_MONOTONIC, boots on the host's clock; ${report.machines.join('; ')}; ${Math.round((Date.now() - started) / 1000)} s`);
+	writeReport(single(args, 'json'), JSON.stringify({ ...report, figures }, null, '\t'));
+	return baseline && baselinePath ? compareBench(baselinePath, baseline, figures, tolerancePct) : EXIT.ok;
 }
 
 async function cmdBenchCompare(args: ParsedArgs): Promise<number> {
 	const [baseline, current] = args.positional;
-	if (!baseline || !current || args.positional.length > 2) throw new LarvalError('usage: larval bench-compare BASELINE.json CURRENT.json [--tolerance PCT]');
-	return compareBenchFiles(baseline, figuresOfJson(readFileSync(current, 'utf8'), current), tolerance(args));
+	if (!baseline || !current) throw new UsageError('needs two files: larval bench-compare BASELINE.json CURRENT.json');
+	const tolerancePct = tolerance(args);
+	return compareBench(baseline, figuresOfFile(baseline), figuresOfFile(current), tolerancePct);
 }
 
 async function cmdCheckSeries(args: ParsedArgs): Promise<number> {
 	const build = !args.flags.has('no-build');
+	const { cpus } = machineOptions(args);
 	const started = Date.now();
 	const report = await checkSeries({
-		from: args.options.get('from')?.[0],
-		to: args.options.get('to')?.[0],
+		from: single(args, 'from'),
+		to: single(args, 'to'),
 		build,
 		boot: build && !args.flags.has('no-boot'),
-		onRow: (r) => console.log(`${rowPassed(r) ? 'ok  ' : 'FAIL'} 1..${r.n} ${r.patch}`),
+		cpus,
+		onRow: (r) => console.log(`${rowPassed(r) ? 'ok  ' : 'FAIL'} 1..${r.n} ${r.patch}${r.boot.machine ? ` (${describeMachine(r.boot.machine)})` : ''}`),
 	});
 	const { rows, setup } = report;
 	console.log(`\n${renderSeriesTable(rows)}\n`);
 	const failures = renderFailures(rows);
 	if (failures) console.log(`${failures}\n`);
 	const configured = setup.configureSeconds === undefined ? '' : `, configure ${Math.round(setup.configureSeconds)} s`;
-	console.log(`${rows.filter(rowPassed).length}/${rows.length} prefixes sound (patches ${report.range.from}..${report.range.to}); linux-source ${report.sourceVersion}; unpack ${Math.round(setup.unpackSeconds)} s${configured}; ${Math.round((Date.now() - started) / 1000)} s in all; logs in ${report.scratch}/logs`);
-	writeReport(args.options.get('json')?.[0], JSON.stringify(report, null, '\t'));
-	return rows.every(rowPassed) ? 0 : 1;
+	const machines = bootedMachines(rows);
+	const booted = machines.length ? `; booted on ${machines.join(' / ')}` : '';
+	console.log(`${rows.filter(rowPassed).length}/${rows.length} prefixes sound (patches ${report.range.from}..${report.range.to}); linux-source ${report.sourceVersion}${booted}; unpack ${Math.round(setup.unpackSeconds)} s${configured}; ${Math.round((Date.now() - started) / 1000)} s in all; logs in ${report.scratch}/logs`);
+	writeReport(single(args, 'json'), JSON.stringify(report, null, '\t'));
+	return rows.every(rowPassed) ? EXIT.ok : EXIT.failed;
 }
 
 async function cmdFuzz(args: ParsedArgs): Promise<number> {
-	const seedArg = single(args, 'seed', '');
-	const seed = seedArg === '' ? randomInt(2 ** 32) : parseSeed(seedArg);
-	const minutes = positiveNumber(single(args, 'minutes', '1'), '--minutes');
-	const kernel = await resolveKernel(single(args, 'kernel', 'patched'), { config: single(args, 'config', 'base') });
+	const seedArg = single(args, 'seed');
+	const seed = seedArg === undefined ? randomInt(2 ** 32) : parseSeed(seedArg);
+	const minutes = positiveNumber(single(args, 'minutes') ?? '1', '--minutes');
+	const { cpus } = machineOptions(args);
+	const [spec = 'patched'] = kernelSpecs(args, ['patched']);
+	const kernel = await resolveKernel(spec, { config: single(args, 'config') ?? 'base' });
 	console.log(`seed ${seed}`);
-	const r = await runFuzz(kernel, { seed, minutes });
-	console.log(`${r.kernel} (${r.config}) ${r.release}, ${r.accel}: boot ${(r.bootMs / 1000).toFixed(1)} s, fuzzing ${(r.fuzzMs / 1000).toFixed(1)} s`);
+	const r = await runFuzz(kernel, { seed, minutes, cpus });
+	console.log(`${r.kernel} (${r.config}) ${r.release}, ${describeMachine(r)}: boot ${(r.bootMs / 1000).toFixed(1)} s, fuzzing ${(r.fuzzMs / 1000).toFixed(1)} s`);
 	if (r.summary) console.log(`${r.summary.ops} operations:\n${renderFuzzCounts(r.summary)}`);
 	for (const f of r.findings) console.log(`\n${f.kind} at console line ${f.line}:\n${f.report}`);
 	if (r.hangDiagnosis) console.log(`\nwhat the guest said about the stuck fuzzer:\n${r.hangDiagnosis.trimEnd()}`);
 	if (r.leaks) console.log(`kmemleak: ${r.leaks.length} unreferenced object(s)`);
-	writeReport(args.options.get('json')?.[0], JSON.stringify(r, null, '\t'));
+	writeReport(single(args, 'json'), JSON.stringify(r, null, '\t'));
 	if (!r.problems.length) {
 		console.log(`clean; rerun with: ${r.reproduce}`);
-		return 0;
+		return EXIT.ok;
 	}
 	console.log(`\nFAIL\n${r.problems.join('\n')}`);
 	if (r.consoleLog) console.log(`console log: ${r.consoleLog}`);
 	if (r.artifacts) console.log(`fuzzer output: ${r.artifacts}`);
-	return 1;
+	return EXIT.failed;
 }
 
-const COMMANDS: Record<string, { options: string[]; flags: string[]; run: (a: ParsedArgs) => Promise<number> }> = {
-	build: { options: ['kernel', 'config'], flags: [], run: cmdBuild },
-	exec: { options: ['kernel', 'timeout', ...GUEST_OPTIONS], flags: ['keep-console'], run: cmdExec },
-	shell: { options: ['kernel', ...GUEST_OPTIONS], flags: [], run: cmdShell },
-	repro: { options: ['kernel', 'repeat', 'mode'], flags: [], run: cmdRepro },
-	run: { options: ['kernel', 'filter', 'repeat', 'json', 'junit'], flags: [], run: cmdRun },
-	bench: { options: ['kernel', 'repeat', 'only', 'json', 'compare', 'tolerance'], flags: [], run: cmdBench },
-	'bench-compare': { options: ['tolerance'], flags: [], run: cmdBenchCompare },
-	fuzz: { options: ['kernel', 'config', 'seed', 'minutes', 'json'], flags: [], run: cmdFuzz },
-	'check-series': { options: ['from', 'to', 'json'], flags: ['no-build', 'no-boot'], run: cmdCheckSeries },
+// ---- the command table: one entry per command -------------------------------
+
+interface Command extends ArgsSpec {
+	/** The synopsis line and what the command does, for its --help and for `larval --help`. */
+	usage: string;
+	/** Shared sections its --help ends with. */
+	notes: readonly string[];
+	run: (a: ParsedArgs) => Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+	build: {
+		usage: `build [--kernel stock|patched|distro|all] [--config FLAVOUR]
+      Build kernels from Debian's linux-source-6.12 (patched: with
+      kernel-patches/series); distro fetches Debian's cloud kernel.`,
+		options: { kernel: value, config: value },
+		notes: [],
+		run: cmdBuild,
+	},
+	exec: {
+		usage: `exec [--kernel K] [--timeout S] [--keep-console] [GUEST OPTIONS] -- CMD ARGS...
+      Boot K, run CMD in the guest, print its output, exit with its status.`,
+		options: { kernel: value, timeout: value, 'keep-console': flag, ...GUEST_OPTIONS },
+		rest: true,
+		notes: [GUEST_HELP, KERNEL_HELP],
+		run: cmdExec,
+	},
+	shell: {
+		usage: `shell [--kernel K] [GUEST OPTIONS]
+      An interactive shell in a booted guest.`,
+		options: { kernel: value, ...GUEST_OPTIONS },
+		notes: [GUEST_HELP, KERNEL_HELP],
+		run: cmdShell,
+	},
+	repro: {
+		usage: `repro list | repro NAME [--kernel K ...] [--repeat N] [--cpus N] [--mode larval_drop=0|larval_drop=1|xfrm_resolve=1]
+      List the reproducible stock behaviours, or run one (default on distro)
+      and say what the program saw (calls, errnos, times, packets echoed or lost).`,
+		options: { kernel: values, repeat: value, mode: value, ...MACHINE_OPTIONS },
+		positionals: 1,
+		notes: [MACHINE_HELP, KERNEL_HELP],
+		run: cmdRepro,
+	},
+	run: {
+		usage: `run [--kernel K ...] [--filter PATTERN] [--repeat N] [--cpus N] [--json FILE] [--junit FILE]
+      Run the semantics matrix on each kernel (default: distro stock patched)
+      and print one table: a row per case and mode, a column per kernel.`,
+		options: { kernel: values, filter: value, repeat: value, json: value, junit: value, ...MACHINE_OPTIONS },
+		notes: [MACHINE_HELP, KERNEL_HELP],
+		run: cmdRun,
+	},
+	bench: {
+		usage: `bench [--kernel K ...] [--repeat N] [--cpus N] [--only latency|fastpath|memory ...]
+        [--json FILE] [--compare BASELINE.json] [--tolerance PCT]
+      Side-by-side figures (median of N): release latency of a held packet
+      against steady-state one-way latency; TCP connect through a trap
+      policy (minus the key manager's time) against a keyed connect; the
+      wake cost of 1 against 1,000 sockets waiting on one acquire; UDP
+      packets per second through ESP with the SA in place, each kernel
+      against stock (N rounds booting every kernel in turn), and the boot
+      to the first command; memory per pending acquire and per held
+      packet at 10,000 acquires.  --compare: as bench-compare, after.`,
+		options: { kernel: values, repeat: value, only: values, json: value, compare: value, tolerance: value, ...MACHINE_OPTIONS },
+		notes: [MACHINE_HELP, KERNEL_HELP],
+		run: cmdBench,
+	},
+	'bench-compare': {
+		usage: `bench-compare BASELINE.json CURRENT.json [--tolerance PCT]
+      Per figure of two \`bench --json\` files: baseline, current, change.
+      Exits 1 when a gated figure (the series' ratios) got worse by more
+      than PCT percent (default ${DEFAULT_TOLERANCE_PCT}) or is missing.`,
+		options: { tolerance: value },
+		positionals: 2,
+		notes: [],
+		run: cmdBenchCompare,
+	},
+	'check-series': {
+		usage: `check-series [--from N] [--to N] [--no-build] [--no-boot] [--cpus N] [--json FILE]
+      Bisectability: for each patch N of kernel-patches/series, checkpatch
+      --strict, then apply it on top of 1..N-1, build that prefix
+      incrementally, boot it and run a few stock-mode compatibility rows.
+      One row per patch; exits 1 if any prefix failed.`,
+		options: { from: value, to: value, json: value, 'no-build': flag, 'no-boot': flag, ...MACHINE_OPTIONS },
+		notes: [MACHINE_HELP],
+		run: cmdCheckSeries,
+	},
+	fuzz: {
+		usage: `fuzz [--kernel K] [--config FLAVOUR] [--seed S] [--minutes M] [--cpus N] [--json FILE]
+      Boot K (with --config debug: its KASAN/lockdep/kmemleak build) and
+      run larval-fuzz for M minutes (default 1): random XFRM policies,
+      SAs, ACQUIRE answers, sysctl flips and socket calls in two
+      namespaces, from seed S (default: random, printed).  Exits 1 on a
+      kernel splat, a hang, a call that overran its bound or a leak,
+      naming the seed and the command that reruns it.`,
+		options: { kernel: value, config: value, seed: value, minutes: value, json: value, ...MACHINE_OPTIONS },
+		notes: [MACHINE_HELP, KERNEL_HELP],
+		run: cmdFuzz,
+	},
 };
 
-async function main(argv: string[]): Promise<number> {
-	const name = argv[0] ?? 'help';
-	if (name === 'help' || name === '--help' || name === '-h') {
-		process.stdout.write(USAGE);
-		return 0;
-	}
-	const cmd = COMMANDS[name];
-	if (!cmd) {
-		process.stderr.write(`larval: unknown command ${name}\n\n${USAGE}`);
-		return 2;
-	}
-	return cmd.run(parseArgs(argv, cmd));
+const USAGE = `usage: larval COMMAND [OPTIONS]
+       larval COMMAND --help | larval --help | larval --version
+
+${Object.values(COMMANDS).map((c) => `  ${c.usage}`).join('\n')}
+
+${[GUEST_HELP, MACHINE_HELP, KERNEL_HELP, EXIT_HELP, ENV_HELP].join('\n\n')}
+`;
+
+function commandUsage(c: Command): string {
+	const [synopsis = '', ...rest] = c.usage.split('\n');
+	return `usage: larval ${synopsis}\n${rest.join('\n')}\n\n${[...c.notes, EXIT_HELP].join('\n\n')}\n`;
 }
 
-main(process.argv.slice(2)).then(
+/** Own entries only: "constructor" is no command. */
+function commandNamed(name: string): Command | undefined {
+	return Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+}
+
+function version(): string {
+	return (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+	const [name, ...rest] = argv;
+	if (name === undefined) {
+		process.stderr.write(USAGE);
+		return EXIT.usage;
+	}
+	if (name === '--help' || name === '-h' || name === 'help') {
+		const topic = name === 'help' ? rest[0] : undefined;
+		const c = topic === undefined ? undefined : commandNamed(topic);
+		if (topic !== undefined && !c) throw new UsageError(`no command "${topic}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+		process.stdout.write(c ? commandUsage(c) : USAGE);
+		return EXIT.ok;
+	}
+	if (name === '--version' || name === '-V') {
+		process.stdout.write(`larval ${version()}\n`);
+		return EXIT.ok;
+	}
+	const cmd = commandNamed(name);
+	if (!cmd) throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+	const args = parseArgs(rest, cmd);
+	if (args.help) {
+		process.stdout.write(commandUsage(cmd));
+		return EXIT.ok;
+	}
+	return cmd.run(args);
+}
+
+const argv = process.argv.slice(2);
+main(argv).then(
 	(code) => process.exit(code),
 	(e: unknown) => {
-		if (e instanceof GuestDiedError) {
-			process.stderr.write(`larval: ${e.message}\n--- last console lines ---\n${e.consoleTail}\n`);
-			process.exit(255);
-		}
-		if (e instanceof LarvalError) {
-			process.stderr.write(`larval: ${e.message}\n${e.detail ? `${e.detail}\n` : ''}`);
-			process.exit(2);
-		}
-		process.stderr.write(`larval: internal error: ${(e as Error).stack ?? String(e)}\n`);
-		process.exit(70);
+		const command = argv[0] !== undefined && commandNamed(argv[0]) ? argv[0] : undefined;
+		const { code, text } = errorReport(e, command, process.env.LARVAL_DEBUG === '1');
+		process.stderr.write(text);
+		process.exit(code);
 	},
 );

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { textTable } from '../report/table.js';
 import { findCase, LARVAL_DROP_1, type Case } from '../suite/cases.js';
 import { type CellResult, cellPassed, cellText, KernelSession } from '../suite/session.js';
-import { LarvalError, tailLines } from '../util/errors.js';
+import { LarvalError, tailLines, UsageError } from '../util/errors.js';
 import { withLock } from '../util/lock.js';
 import { cacheRoot, kernelPatchesDir } from '../util/paths.js';
 import { progress } from '../util/progress.js';
@@ -80,8 +80,8 @@ export interface PrefixRange {
 function patchNumber(value: string | undefined, name: string, total: number): number | undefined {
 	if (value === undefined) return undefined;
 	const n = Number(value);
-	if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < 1) throw new LarvalError(`--${name} must be a patch number, 1..${total}, not "${value}"`);
-	if (n > total) throw new LarvalError(`--${name} ${n} is beyond the series: kernel-patches/series has ${total} patch${total === 1 ? '' : 'es'}`);
+	if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a patch number, 1..${total}, not "${value}"`);
+	if (n > total) throw new UsageError(`--${name} ${n} is beyond the series: kernel-patches/series has ${total} patch${total === 1 ? '' : 'es'}`);
 	return n;
 }
 
@@ -90,7 +90,7 @@ export function prefixRange(total: number, from?: string, to?: string): PrefixRa
 	if (total === 0) throw new LarvalError('kernel-patches/series is missing or names no patches: there is nothing to check');
 	const f = patchNumber(from, 'from', total) ?? 1;
 	const t = patchNumber(to, 'to', total) ?? total;
-	if (f > t) throw new LarvalError(`--from ${f} is after --to ${t}`);
+	if (f > t) throw new UsageError(`--from ${f} is after --to ${t}`);
 	return { from: f, to: t };
 }
 

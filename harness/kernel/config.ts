@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { LarvalError } from '../util/errors.js';
+import { LarvalError, UsageError } from '../util/errors.js';
 
 export interface ConfigOption {
 	name: string;
@@ -41,9 +41,10 @@ export function fragmentPaths(configDir: string, flavour: string): string[] {
 	const files = readdirSync(configDir).filter((f) => f.endsWith('.config'));
 	const wanted = ['base.config', ...(flavour === 'base' ? [] : [`${flavour}.config`])];
 	for (const w of wanted) {
-		if (!files.includes(w)) {
-			throw new LarvalError(`no config fragment ${w} in ${configDir} (have: ${files.join(', ')})`);
-		}
+		if (files.includes(w)) continue;
+		const why = `no config fragment ${w} in ${configDir} (have: ${files.join(', ')})`;
+		// A flavour nobody wrote is a bad --config; base.config missing is a broken checkout.
+		throw w === 'base.config' ? new LarvalError(why) : new UsageError(`--config ${flavour}: ${why}`);
 	}
 	return wanted.map((w) => join(configDir, w));
 }

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { LarvalError } from '../util/errors.js';
+import { LarvalError, UsageError } from '../util/errors.js';
 import { readBzImageHeader } from './bzimage.js';
 import { buildKernel } from './build.js';
 import { DISTRO_MODULES, fetchDistroKernel } from './distro.js';
@@ -28,12 +28,21 @@ export interface KernelTarget {
 export function bzImageFromPath(spec: string): string {
 	const p = resolve(spec);
 	if (!existsSync(p)) {
-		throw new LarvalError(`kernel ${spec}: no such file or directory (want distro, stock, patched, a bzImage or a build tree)`);
+		throw new UsageError(`kernel ${spec}: no such file or directory (want distro, stock, patched, a bzImage or a build tree)`);
 	}
 	const file = statSync(p).isDirectory() ? join(p, 'arch/x86/boot/bzImage') : p;
 	if (!existsSync(file)) throw new LarvalError(`kernel ${spec}: a directory without arch/x86/boot/bzImage (not built yet?)`);
-	if (!readBzImageHeader(file)) throw new LarvalError(`kernel ${spec}: ${file} is not an x86 bzImage (no HdrS setup header)`);
+	if (!readBzImageHeader(file)) throw new UsageError(`kernel ${spec}: ${file} is not an x86 bzImage (no HdrS setup header)`);
 	return file;
+}
+
+/** Checks a --kernel value before anything is built, fetched or booted: a name, or the path of a bzImage or build tree. */
+export function checkKernelSpec(spec: string): void {
+	if ((KERNEL_NAMES as readonly string[]).includes(spec)) return;
+	if (!spec.includes('/') && !spec.includes('.')) {
+		throw new UsageError(`unknown kernel "${spec}": valid are ${KERNEL_NAMES.join(', ')}, or a path to a bzImage or build tree`);
+	}
+	bzImageFromPath(spec);
 }
 
 export async function resolveKernel(spec: string, opts: { config?: string } = {}): Promise<KernelTarget> {
@@ -45,9 +54,7 @@ export async function resolveKernel(spec: string, opts: { config?: string } = {}
 		const k = await buildKernel({ variant: spec, config: opts.config });
 		return { name: spec, kind: 'built', bzImage: k.bzImage, release: k.release, config: k.config, buildSeconds: k.buildSeconds, srcDir: join(k.dir, 'src') };
 	}
-	if (!spec.includes('/') && !spec.includes('.')) {
-		throw new LarvalError(`unknown kernel "${spec}": valid are ${KERNEL_NAMES.join(', ')}, or a path to a bzImage or build tree`);
-	}
+	checkKernelSpec(spec);
 	const bzImage = bzImageFromPath(spec);
 	return { name: spec, kind: 'path', bzImage, release: readBzImageHeader(bzImage)!.release };
 }

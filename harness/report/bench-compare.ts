@@ -1,4 +1,4 @@
-import { LarvalError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { type BenchFigure, benchFigures } from './bench-figures.js';
 import { textTable } from './table.js';
 
@@ -40,7 +40,7 @@ function verdictOf(b: BenchFigure | undefined, c: BenchFigure | undefined, chang
  * and the current run has not, is a regression.  Pure.
  */
 export function compareFigures(baseline: readonly BenchFigure[], current: readonly BenchFigure[], tolerancePct = DEFAULT_TOLERANCE_PCT): Comparison {
-	if (!(tolerancePct >= 0)) throw new LarvalError(`the tolerance must be a percentage, not ${tolerancePct}`);
+	if (!(tolerancePct >= 0)) throw new UsageError(`the tolerance must be a percentage, not ${tolerancePct}`);
 	const base = new Map(baseline.map((f) => [f.id, f]));
 	const cur = new Map(current.map((f) => [f.id, f]));
 	const ids = [...new Set([...base.keys(), ...cur.keys()])];
@@ -96,12 +96,12 @@ export function figuresOfJson(text: string, what: string): BenchFigure[] {
 	try {
 		doc = JSON.parse(text);
 	} catch (e) {
-		throw new LarvalError(`${what} is not JSON: ${(e as Error).message}`);
+		throw new UsageError(`${what} is not JSON: ${(e as Error).message}`);
 	}
-	if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { rows?: unknown }).rows)) throw new LarvalError(`${what} is not the JSON of \`larval bench\` (no rows)`);
+	if (typeof doc !== 'object' || doc === null || !Array.isArray((doc as { rows?: unknown }).rows)) throw new UsageError(`${what} is not the JSON of \`larval bench\` (no rows)`);
 	const figures = (doc as { figures?: unknown }).figures;
 	if (Array.isArray(figures)) {
-		if (!figures.every(isFigure)) throw new LarvalError(`${what}: malformed figures`);
+		if (!figures.every(isFigure)) throw new UsageError(`${what}: malformed figures`);
 		return figures.map((f) => ({ ...f, unit: String(f.unit ?? ''), gate: Boolean(f.gate) }));
 	}
 	return benchFigures(doc as Parameters<typeof benchFigures>[0]);

@@ -1,4 +1,4 @@
-import { LarvalError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { shellJoin } from '../util/shell.js';
 import type { ConsoleFinding } from '../vm/console-scan.js';
 import type { Leak } from '../vm/kmemleak.js';
@@ -73,7 +73,7 @@ export function fuzzCommand(a: FuzzArgs): string[] {
 
 /** Seeds are what larval-fuzz reads with strtoull and what a JS number holds exactly. */
 export function parseSeed(s: string): number {
-	if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new LarvalError(`--seed must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, not "${s}"`);
+	if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw new UsageError(`--seed must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, not "${s}"`);
 	return Number(s);
 }
 

@@ -1,5 +1,5 @@
 import { resolveKernel } from '../kernel/target.js';
-import { LarvalError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { CASES, type Case, SOAK_CASES, type Check, type Mode, modeById, RESOLVE_1 } from './cases.js';
 import { type CellResult, KernelSession } from './session.js';
 
@@ -20,7 +20,7 @@ export function selectCases(pattern?: string): Case[] {
 	if (!pattern) return [...CASES];
 	const re = pattern.includes('*') ? new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`) : null;
 	const picked = [...CASES, ...SOAK_CASES].filter((c) => (re ? re.test(c.id) : c.id.includes(pattern)));
-	if (!picked.length) throw new LarvalError(`no case matches "${pattern}"; cases: ${CASES.map((c) => c.id).join(', ')}`);
+	if (!picked.length) throw new UsageError(`no case matches "${pattern}"; cases: ${CASES.map((c) => c.id).join(', ')}`);
 	return picked;
 }
 

@@ -1,5 +1,5 @@
 import { topology, type TopologyName } from '../net/topology.js';
-import { LarvalError } from '../util/errors.js';
+import { UsageError } from '../util/errors.js';
 import { shellJoin } from '../util/shell.js';
 import type { Vm } from '../vm/vm.js';
 import { type KmBehaviour, kernelHasResolve, Lab } from './lab.js';
@@ -42,17 +42,17 @@ export const EXEC_KM: KmBehaviour = { delayMs: 50 };
 const EXEC_KM_RUNTIME_S = 4 * 3600;
 
 export function parseTopologyName(v: string): TopologyName {
-	if (v !== 'transport' && v !== 'tunnel') throw new LarvalError(`--topology must be transport or tunnel, not ${v}`);
+	if (v !== 'transport' && v !== 'tunnel') throw new UsageError(`--topology must be transport or tunnel, not ${v}`);
 	return v;
 }
 
 export function parseResolve(v: string): 0 | 1 {
-	if (v !== '0' && v !== '1') throw new LarvalError(`--resolve must be 0 or 1, not ${v}`);
+	if (v !== '0' && v !== '1') throw new UsageError(`--resolve must be 0 or 1, not ${v}`);
 	return v === '1' ? 1 : 0;
 }
 
 export function parseKeyManager(v: string): KeyManagerChoice {
-	if (v !== 'test' && v !== 'strongswan' && v !== 'none') throw new LarvalError(`--km must be test, strongswan or none, not ${v}`);
+	if (v !== 'test' && v !== 'strongswan' && v !== 'none') throw new UsageError(`--km must be test, strongswan or none, not ${v}`);
 	return v;
 }
 
@@ -65,7 +65,7 @@ export function peerHostsLines(v4: string, v6: string): string {
 async function setResolve(vm: Vm, namespaces: readonly string[], wanted: 0 | 1 | undefined): Promise<0 | 1 | null> {
 	const has = await kernelHasResolve(vm);
 	if (!has) {
-		if (wanted !== undefined) throw new LarvalError('--resolve: this kernel has no net.core.xfrm_resolve (only the patched kernel does)');
+		if (wanted !== undefined) throw new UsageError('--resolve: this kernel has no net.core.xfrm_resolve (only the patched kernel does)');
 		return null;
 	}
 	const value = wanted ?? 1;
@@ -82,7 +82,7 @@ export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scen
 	const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 	let summary = 'no topology';
 	let charonLogs: Array<{ ns: string; log: string }> = [];
-	if (opts.km && opts.km !== 'none' && !opts.topology) throw new LarvalError('--km needs --topology: the key manager answers for a topology\'s SAs');
+	if (opts.km && opts.km !== 'none' && !opts.topology) throw new UsageError('--km needs --topology: the key manager answers for a topology\'s SAs');
 	if (opts.topology) {
 		const km = opts.km ?? 'test';
 		const lab = await Lab.setUp(vm, topology(opts.topology), km === 'strongswan' ? 'strongswan' : 'test');
@@ -105,7 +105,7 @@ export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scen
 		const list = await vm.exec('ip netns list', { timeoutMs: 10_000 });
 		const namespaces = list.stdout.split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
 		if (!namespaces.includes(opts.ns)) {
-			throw new LarvalError(`no network namespace ${opts.ns} in the guest (${namespaces.length ? `there are: ${namespaces.join(', ')}` : 'there are none: add --topology'})`);
+			throw new UsageError(`--ns ${opts.ns}: no network namespace ${opts.ns} in the guest (${namespaces.length ? `there are: ${namespaces.join(', ')}` : 'there are none: add --topology'})`);
 		}
 	}
 	const exports = Object.entries(env).map(([k, v]) => `export ${k}=${shellJoin([v])}`).join('; ');

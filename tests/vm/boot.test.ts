@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveKernel, type KernelTarget } from '../../harness/kernel/target.js';
 import { bootGuest, type Guest } from '../../harness/vm/guest.js';
+import { cpusFromEnvironment } from '../../harness/vm/machine.js';
 import { ExecTimeoutError } from '../../harness/vm/ssh.js';
 import { GuestDiedError } from '../../harness/vm/vm.js';
 
@@ -54,6 +55,13 @@ describe.each(['distro', 'stock'] as const)('%s guest', (name) => {
 		const clock = (await guest.vm.run('cat /sys/devices/system/clocksource/clocksource0/current_clocksource')).trim();
 		expect(['kvm', 'tcg']).toContain(guest.accel.accel);
 		expect(clock === 'kvm-clock').toBe(guest.accel.accel === 'kvm');
+	});
+
+	it('boots LARVAL_CPUS vCPUs (default 2) and records the preemption model its kernel runs', async () => {
+		expect(guest.cpus).toBe(cpusFromEnvironment());
+		expect(Number((await guest.vm.run('grep -c ^processor /proc/cpuinfo')).trim())).toBe(guest.cpus);
+		// Debian's kernel is PREEMPT_DYNAMIC and boots voluntary; stock and patched are built with CONFIG_PREEMPT.
+		expect(guest.preempt).toEqual(name === 'distro' ? { model: 'voluntary', dynamic: true } : { model: 'full', dynamic: false });
 	});
 
 	it('has what the IPsec suites need: netns, veth, xfrm, ESP with AES-GCM', async () => {
@@ -146,6 +154,11 @@ describe('larval CLI', () => {
 		const r = await cli(['exec', '--kernel', 'stock', '--', 'sh', '-c', 'echo hi; exit 7']);
 		expect(r.stdout.trim()).toBe('hi');
 		expect(r.exitCode).toBe(7);
+		const cpus = cpusFromEnvironment();
+		expect(r.stderr).toMatch(new RegExp(`\\[larval\\] stock \\S+, (tcg|kvm), ${cpus} vCPUs?, PREEMPT, boot .*, status 7$`, 'm'));
+		const killed = await cli(['exec', '--kernel', 'stock', '--', 'sh', '-c', 'kill -9 $$']);
+		expect(killed.exitCode, killed.stderr).toBe(128 + 9);
+		expect(killed.stderr).toMatch(/status killed by SIGKILL \(137\)/);
 		const t = await cli(['exec', '--kernel', 'stock', '--timeout', '2', '--', 'sleep', '60']);
 		expect(t.exitCode).toBe(124);
 		expect(t.stderr).toMatch(/timed out/);
@@ -181,6 +194,23 @@ describe('larval CLI', () => {
 		const r = await cli(['exec', '--kernel', 'stock', '--ns', 'nowhere', '--', 'true']);
 		expect(r.exitCode).toBe(2);
 		expect(r.stderr).toMatch(/no network namespace nowhere in the guest .*add --topology/);
+	});
+
+	it('--cpus boots that many vCPUs', async () => {
+		const r = await cli(['exec', '--kernel', 'stock', '--cpus', '1', '--', 'grep', '-c', '^processor', '/proc/cpuinfo']);
+		expect(r.stdout.trim(), r.stderr).toBe('1');
+		expect(r.stderr).toMatch(/, 1 vCPU, PREEMPT, boot/);
+	});
+
+	it('answers --help and refuses bad options and values with status 2, before booting anything', async () => {
+		const help = await cli(['exec', '--help'], 30_000);
+		expect(help.exitCode).toBe(0);
+		expect(help.stdout).toMatch(/^usage: larval exec /);
+		for (const bad of [['exec', '--cpus', '9', '--', 'true'], ['exec', '--timeout', '--', 'true'], ['exec', '--kernal', 'stock', '--', 'true'], ['run', '--repeat', 'x']]) {
+			const r = await cli(bad, 30_000);
+			expect(r.exitCode, bad.join(' ')).toBe(2);
+			expect(r.stderr.trim().split('\n'), bad.join(' ')).toHaveLength(1);
+		}
 	});
 
 	it('names the valid kernels for an unknown one', async () => {
