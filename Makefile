@@ -4,6 +4,9 @@
 LARVAL := node dist/harness/cli.js
 KERNELS ?= distro stock patched
 RESULTS ?= results
+# vCPUs of every guest the targets boot (`make test LARVAL_CPUS=4`); 1..8.
+LARVAL_CPUS ?= 2
+export LARVAL_CPUS
 
 .PHONY: all deps npm build kernels kernel-debug run test test-unit test-vm check bench check-series clean
 
