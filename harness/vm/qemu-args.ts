@@ -1,4 +1,5 @@
 import { DEFAULT_CPUS, MAX_CPUS } from './machine.js';
+import { guestName } from './run-id.js';
 
 export type Accelerator = 'kvm' | 'tcg';
 
@@ -15,6 +16,8 @@ export interface QemuConfig {
 	append?: readonly string[];
 	/** PCI interrupts routed by ACPI (no pci=noacpi), for kernels that need it to see their other CPUs (kernelCommandLine). */
 	acpiPciIrqs?: boolean;
+	/** The harness run the guest belongs to: its QEMU is named larval-RUN_ID (run-id.ts) so that the run finds its own. */
+	runId: string;
 }
 
 /**
@@ -54,6 +57,7 @@ export function qemuArgs(c: QemuConfig): string[] {
 	const cpus = c.cpus ?? DEFAULT_CPUS;
 	if (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS) throw new Error(`invalid vCPU count ${cpus}`);
 	const args = [
+		'-name', guestName(c.runId),
 		'-nodefaults',
 		'-no-user-config',
 		'-display', 'none',
@@ -74,4 +78,13 @@ export function qemuArgs(c: QemuConfig): string[] {
 		'-device', 'virtio-rng-pci',
 	];
 	return args;
+}
+
+/**
+ * The command that starts QEMU with @args: under `setpriv --pdeathsig KILL`
+ * (util-linux), so the kernel kills the guest when the harness that started
+ * it dies, even by SIGKILL, when no exit handler of the harness runs.
+ */
+export function ownedCommand(qemu: string, args: readonly string[]): [string, string[]] {
+	return ['setpriv', ['--pdeathsig', 'KILL', '--', qemu, ...args]];
 }

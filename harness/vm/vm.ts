@@ -7,8 +7,9 @@ import type ssh2 from 'ssh2';
 import { LarvalError, tailLines } from '../util/errors.js';
 import { resultsRoot } from '../util/paths.js';
 import { type ConsoleFinding, scanConsole } from './console-scan.js';
-import { type Accelerator, qemuArgs } from './qemu-args.js';
+import { type Accelerator, ownedCommand, qemuArgs } from './qemu-args.js';
 import { registerVmProcess, unregisterVmProcess } from './reaper.js';
+import { runId } from './run-id.js';
 import { connect, ConnectionLostError, exec, type ExecOptions, type ExecResult } from './ssh.js';
 
 export const QEMU = process.env.LARVAL_QEMU ?? 'qemu-system-x86_64';
@@ -78,7 +79,7 @@ export class Vm {
 		private readonly qemu: ResultPromise,
 	) {
 		this.consoleStream = createWriteStream(consoleLog);
-		this.consoleStream.write(`# ${QEMU} ${qemu.spawnargs.slice(1).join(' ')}\n`);
+		this.consoleStream.write(`# ${qemu.spawnargs.join(' ')}\n`);
 		qemu.stdout?.on('data', (d: Buffer) => {
 			const s = d.toString();
 			this.consoleStream.write(s);
@@ -137,8 +138,10 @@ export class Vm {
 			cpus: opts.cpus,
 			append: opts.append,
 			acpiPciIrqs: opts.acpiPciIrqs,
+			runId: runId(),
 		});
-		const qemu = execa(QEMU, args, { stdin: 'ignore', buffer: false, reject: false, cleanup: true });
+		const [file, argv] = ownedCommand(QEMU, args);
+		const qemu = execa(file, argv, { stdin: 'ignore', buffer: false, reject: false, cleanup: true });
 		if (qemu.pid !== undefined) registerVmProcess(qemu.pid);
 		return new Vm(opts, port, consoleLog, qemu);
 	}
@@ -150,7 +153,8 @@ export class Vm {
 			this.failed = true;
 			await this.kill();
 			await new Promise((r) => this.consoleStream.end(r));
-			if (this.qemu.pid === undefined) {
+			// setpriv (ownedCommand) says so with status 127 when it cannot execute QEMU.
+			if (this.qemu.pid === undefined || /setpriv: failed to execute/.test(this.stderrText)) {
 				throw new LarvalError(`cannot run ${QEMU}: ${this.exitInfo} (install qemu-system-x86: \`make deps\`)`);
 			}
 			throw new GuestDiedError(`${this.opts.name}: ${why}; console: ${this.consoleLog}`, tailLines(this.consoleText, CONSOLE_TAIL_LINES), this.consoleLog);

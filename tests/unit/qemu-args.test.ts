@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { kernelCommandLine, qemuArgs } from '../../harness/vm/qemu-args.js';
+import { kernelCommandLine, ownedCommand, qemuArgs } from '../../harness/vm/qemu-args.js';
 
-const base = { kernel: '/k/bzImage', initrd: '/i/initrd.cpio.gz', sshPort: 40022 } as const;
+const base = { kernel: '/k/bzImage', initrd: '/i/initrd.cpio.gz', sshPort: 40022, runId: 'ci-123-abc' } as const;
 
 function optionValue(args: string[], name: string): string[] {
 	return args.flatMap((a, i) => (a === name ? [args[i + 1]!] : []));
@@ -56,6 +56,15 @@ describe('qemuArgs', () => {
 		expect(optionValue(one, '-smp')).toEqual(['1']);
 		expect(optionValue(one, '-accel')).toEqual(['tcg']);
 		expect(optionValue(qemuArgs({ ...base, accel: 'kvm', cpus: 2 }), '-accel')).toEqual(['kvm']);
+	});
+
+	it('names the guest after its run, the name its run finds it by, and refuses a name pgrep or -name would misread', () => {
+		expect(optionValue(qemuArgs({ ...base, accel: 'tcg' }), '-name')).toEqual(['larval-ci-123-abc']);
+		for (const runId of ['', 'a,process=x', 'a b', 'a.*']) expect(() => qemuArgs({ ...base, accel: 'tcg', runId }), runId).toThrow(/run id/);
+	});
+
+	it('starts QEMU under a parent-death signal, so a killed harness takes its guests with it', () => {
+		expect(ownedCommand('qemu-system-x86_64', ['-m', '512'])).toEqual(['setpriv', ['--pdeathsig', 'KILL', '--', 'qemu-system-x86_64', '-m', '512']]);
 	});
 
 	it('rejects a bad port or vCPU count instead of letting QEMU fail obscurely', () => {

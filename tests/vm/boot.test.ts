@@ -5,15 +5,16 @@ import { bootGuest, type Guest } from '../../harness/vm/guest.js';
 import { cpusFromEnvironment } from '../../harness/vm/machine.js';
 import { ExecTimeoutError } from '../../harness/vm/ssh.js';
 import { GuestDiedError } from '../../harness/vm/vm.js';
+import { guestPids, runId } from '../../harness/vm/run-id.js';
 
 /**
  * Issue 2's acceptance: real guests of the distro and stock kernels boot,
  * run commands with exit codes and output coming back, have their console
  * scanned, and are killed on timeout.  Nothing here is mocked.
  */
-async function qemuPids(): Promise<Set<string>> {
-	const r = await execa('pgrep', ['-f', 'qemu-system'], { reject: false });
-	return new Set(r.stdout.split('\n').filter(Boolean));
+/** This run's QEMUs (the CLIs below inherit its LARVAL_RUN_ID): other QEMUs on the host are none of these tests' business. */
+async function qemuPids(): Promise<Set<number>> {
+	return new Set(await guestPids(runId()));
 }
 
 describe.each(['distro', 'stock'] as const)('%s guest', (name) => {
