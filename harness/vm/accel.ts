@@ -1,7 +1,8 @@
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { UsageError } from '../util/errors.js';
+import { cacheKey } from '../util/hash.js';
 import { cacheRoot } from '../util/paths.js';
 import { progress } from '../util/progress.js';
 import type { Accelerator } from './qemu-args.js';
@@ -24,13 +25,18 @@ function kvmUsable(): string | null {
 }
 
 /**
- * A machine's KVM verdict stays valid until the host reboots or QEMU changes,
- * so the probe boot is paid once per boot of the host, not once per VM.
+ * The probe's verdict holds for one kernel on one host boot and QEMU: it is
+ * keyed by all three, so a kernel that cannot boot under KVM (or at all)
+ * decides nothing for any other kernel.
  */
-async function probeCacheKey(): Promise<string> {
+export function probeCacheKey(parts: { bootId: string; qemuVersion: string; kernel: Uint8Array }): string {
+	return cacheKey([['boot', parts.bootId], ['qemu', parts.qemuVersion], ['kernel', parts.kernel]]);
+}
+
+async function probeCacheKeyHere(bzImage: string): Promise<string> {
 	const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
 	const qemu = await execa(QEMU, ['--version'], { reject: false });
-	return `${bootId} ${qemu.stdout.split('\n')[0] ?? ''}`;
+	return probeCacheKey({ bootId, qemuVersion: qemu.stdout.split('\n')[0] ?? '', kernel: readFileSync(bzImage) });
 }
 
 /** LARVAL_ACCEL=kvm|tcg, or null for auto (the default). */
@@ -39,6 +45,22 @@ export function forcedAccelerator(env: NodeJS.ProcessEnv = process.env): Acceler
 	if (v === 'kvm' || v === 'tcg') return v;
 	if (v && v !== 'auto') throw new UsageError(`LARVAL_ACCEL must be kvm, tcg or auto, not "${v}"`);
 	return null;
+}
+
+/** The verdict recorded under @key in @dir, if any. */
+export function cachedChoice(dir: string, key: string): AccelChoice | null {
+	const path = join(dir, `${key}.json`);
+	if (!existsSync(path)) return null;
+	const { accel, reason } = JSON.parse(readFileSync(path, 'utf8')) as AccelChoice;
+	return { accel, reason };
+}
+
+/** Records a verdict (written whole: a reader never sees half of one). */
+export function recordChoice(dir: string, key: string, choice: AccelChoice): void {
+	mkdirSync(dir, { recursive: true });
+	const tmp = join(dir, `${key}.${process.pid}.tmp`);
+	writeFileSync(tmp, JSON.stringify(choice, null, '\t'));
+	renameSync(tmp, join(dir, `${key}.json`));
 }
 
 /**
@@ -53,14 +75,14 @@ export async function chooseAccelerator(probe: Omit<BootOptions, 'accel' | 'name
 	const unusable = kvmUsable();
 	if (unusable) return { accel: 'tcg', reason: unusable };
 
-	const cachePath = join(cacheRoot(), 'accel-probe.json');
-	const key = await probeCacheKey();
-	if (existsSync(cachePath)) {
-		const cached = JSON.parse(readFileSync(cachePath, 'utf8')) as AccelChoice & { key: string };
-		if (cached.key === key) return { accel: cached.accel, reason: `${cached.reason} (probed earlier this host boot)` };
-	}
+	const cacheDir = join(cacheRoot(), 'accel-probe');
+	const key = await probeCacheKeyHere(probe.bzImage);
+	const cached = cachedChoice(cacheDir, key);
+	if (cached) return { accel: cached.accel, reason: `${cached.reason} (probed earlier this host boot, this kernel)` };
 	progress('probing KVM with a real guest boot');
 	let choice: AccelChoice;
+	// Only a verdict about KVM is kept: a guest that died or hung for another reason says nothing about it.
+	let conclusive = true;
 	let vm: Vm | undefined;
 	try {
 		vm = await Vm.boot({ ...probe, name: 'kvm-probe', accel: 'kvm', bootTimeoutMs: 30_000 });
@@ -74,10 +96,10 @@ export async function chooseAccelerator(probe: Omit<BootOptions, 'accel' | 'name
 			`${(e as Error).message}\n${(e as { detail?: string }).detail ?? ''}`,
 		);
 		choice = { accel: 'tcg', reason: `KVM probe guest failed${internal ? ` (${internal[0]})` : ''}: ${msg}` };
+		conclusive = internal !== null;
 	} finally {
 		await vm?.stop();
 	}
-	mkdirSync(cacheRoot(), { recursive: true });
-	writeFileSync(cachePath, JSON.stringify({ ...choice, key }, null, '\t'));
+	if (conclusive) recordChoice(cacheDir, key, choice);
 	return choice;
 }
