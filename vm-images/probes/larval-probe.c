@@ -64,6 +64,8 @@ static struct {
 	bool no_connect;
 	bool poll_before_send;
 	bool wait_pollout;
+	const char *reconnect_str;	/* connect() here after the poll */
+	int reconnect_wait_ms;
 	struct sockopt_arg sockopts[MAX_SOCKOPTS];
 	int nsockopts;
 } opt = {
@@ -74,6 +76,7 @@ static struct {
 	.sndtimeo_ms = -1,
 	.shutdown_ms = -1,
 	.close_ms = -1,
+	.reconnect_wait_ms = 1000,
 };
 
 /* One message: when it left, whether the kernel took it, its echo. */
@@ -130,13 +133,19 @@ static void usage(FILE *f)
 "  --no-connect          datagram sockets: sendto() without connect()\n"
 "  --poll-before-send    record poll() with 0 timeout right after connect\n"
 "  --wait-pollout        after connect, wait up to T ms for POLLOUT\n"
+"  --reconnect ADDR      after the poll, connect() to ADDR (same port),\n"
+"                        wait --reconnect-wait-ms, then read SO_ERROR:\n"
+"                        a failure of the first peer's acquire must not\n"
+"                        reach a socket that left it\n"
+"  --reconnect-wait-ms N how long to wait after --reconnect (1000)\n"
 "  --sockopt L:N:V       setsockopt(fd, L, N, int V) after socket();\n"
 "                        integers, repeatable (max %d)\n"
 "  --help                this text\n"
 "\n"
 "Test points, in order: socket, sockopt L:N=V..., connect (or SKIP),\n"
 "connect_again and poll_connect (non-blocking, after EINPROGRESS),\n"
-"poll_before_send, wait_pollout, send 1..N, recv, summary; the plan\n"
+"poll_before_send, wait_pollout, reconnect and so_error_after,\n"
+"send 1..N, recv, summary; the plan\n"
 "comes last.  Blocking calls are cut off after T ms by SIGALRM\n"
 "(watchdog: true, errno EINTR).  Exit 0 when the probe ran, 1 on internal\n"
 "failure (after 'Bail out!'), 2 on bad arguments.\n",
@@ -611,6 +620,44 @@ static void step_poll_now(void)
 	tap_yaml_end();
 }
 
+/* Connect elsewhere, then see whether anything was left in SO_ERROR
+ * for the socket while it waited on nothing.
+ */
+static void step_reconnect(void)
+{
+	struct sockaddr_storage to = st.peer;
+	struct sockaddr_in *s4 = (void *)&to;
+	struct sockaddr_in6 *s6 = (void *)&to;
+	struct timespec ts = { opt.reconnect_wait_ms / 1000,
+			       (opt.reconnect_wait_ms % 1000) * 1000000L };
+	uint64_t t1, t2;
+	int ret, err, e;
+
+	if ((opt.family == AF_INET ?
+	     inet_pton(AF_INET, opt.reconnect_str, &s4->sin_addr) :
+	     inet_pton(AF_INET6, opt.reconnect_str, &s6->sin6_addr)) != 1)
+		die_usage("--reconnect '%s' is not an address of the family",
+			  opt.reconnect_str);
+	t1 = tap_now_ns();
+	ret = connect(st.fd, (struct sockaddr *)&to, st.peer_len);
+	err = ret < 0 ? errno : 0;
+	t2 = tap_now_ns();
+	tap_ok("reconnect");
+	tap_yaml_begin();
+	tap_yaml_str("to", opt.reconnect_str);
+	yaml_call(ret, err, t1, t2);
+	tap_yaml_end();
+
+	nanosleep(&ts, NULL);
+	e = sock_error();
+	tap_ok("so_error_after");
+	tap_yaml_begin();
+	tap_yaml_int("so_error", e);
+	tap_yaml_str("so_error_name", errno_name(e));
+	tap_yaml_double("waited_ms", opt.reconnect_wait_ms);
+	tap_yaml_end();
+}
+
 static void step_send(int id)
 {
 	struct msg_rec *m = &st.msgs[id];
@@ -819,6 +866,8 @@ static void run_probe(void)
 		step_poll_now();
 	if (opt.wait_pollout)
 		step_poll_wait("wait_pollout", false);
+	if (opt.reconnect_str)
+		step_reconnect();
 	run_sends();
 	step_recv();
 	if (shutdown_pid > 0)
@@ -911,6 +960,7 @@ static void parse_args(int argc, char **argv)
 	enum { O_FAMILY = 1, O_PROTO, O_MODE, O_PEER, O_PORT, O_RAWPROTO,
 	       O_COUNT, O_INTERVAL, O_TIMEOUT, O_SNDTIMEO, O_NOCONNECT,
 	       O_SOCKOPT, O_POLLBEFORE, O_WAITPOLLOUT, O_SHUTDOWN, O_CLOSE,
+	       O_RECONNECT, O_RECONNECT_WAIT,
 	       O_HELP };
 	static const struct option lo[] = {
 		{ "family", required_argument, NULL, O_FAMILY },
@@ -929,6 +979,9 @@ static void parse_args(int argc, char **argv)
 		{ "wait-pollout", no_argument, NULL, O_WAITPOLLOUT },
 		{ "shutdown-after-ms", required_argument, NULL, O_SHUTDOWN },
 		{ "close-after-ms", required_argument, NULL, O_CLOSE },
+		{ "reconnect", required_argument, NULL, O_RECONNECT },
+		{ "reconnect-wait-ms", required_argument, NULL,
+		  O_RECONNECT_WAIT },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -977,6 +1030,11 @@ static void parse_args(int argc, char **argv)
 		case O_CLOSE:
 			opt.close_ms = parse_num("--close-after-ms", optarg, 0,
 						 600000);
+			break;
+		case O_RECONNECT: opt.reconnect_str = optarg; break;
+		case O_RECONNECT_WAIT:
+			opt.reconnect_wait_ms = parse_num("--reconnect-wait-ms",
+							  optarg, 0, 600000);
 			break;
 		case O_HELP: usage(stdout); exit(0);
 		}
