@@ -20,8 +20,9 @@ export default defineConfig({
 					fileParallelism: false,
 					testTimeout: 5 * 60_000,
 					hookTimeout: 45 * 60_000,
-					// A VM test that cannot run must fail, never pass by skipping.
+					// A VM test that cannot run must fail, never pass by skipping; a file that boots no guest fails.
 					allowOnly: false,
+					setupFiles: ['tests/vm/guard.ts'],
 				},
 			},
 		],

@@ -11,5 +11,7 @@ export default defineConfig({
 		testTimeout: 5 * 60_000,
 		hookTimeout: 45 * 60_000,
 		allowOnly: false,
+		// A file that boots no guest fails (tests/vm/guard.ts).
+		setupFiles: ['tests/vm/guard.ts'],
 	},
 });

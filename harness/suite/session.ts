@@ -1,5 +1,6 @@
 import type { KernelTarget } from '../kernel/target.js';
 import { topology, type TopologyName } from '../net/topology.js';
+import { positiveCount } from '../util/count.js';
 import { progress } from '../util/progress.js';
 import { bootGuest, type Guest, type GuestOptions, machineOf } from '../vm/guest.js';
 import type { GuestMachine } from '../vm/machine.js';
@@ -104,6 +105,7 @@ export class KernelSession {
 
 	/** Runs a case `repeat` times in one mode and checks each run. */
 	async runCell(c: Case, mode: Mode, check: Check, repeat: number): Promise<CellResult> {
+		positiveCount(repeat, 'the repeat count');
 		const cell: CellResult = {
 			kernel: this.kernel.name,
 			release: this.kernel.release,

@@ -1,3 +1,5 @@
+import { appendFileSync } from 'node:fs';
+
 /**
  * Every QEMU the harness starts is registered here, so that nothing outlives
  * the run: a normal exit, an uncaught error, Ctrl-C or SIGTERM all end them.
@@ -34,6 +36,9 @@ function install(): void {
 export function registerVmProcess(pid: number): void {
 	install();
 	live.add(pid);
+	// The VM test suites count the guests each file boots, in this process and in the CLIs it starts (tests/vm/guard.ts).
+	const ledger = process.env.LARVAL_GUEST_LEDGER;
+	if (ledger) appendFileSync(ledger, `${pid}\n`);
 }
 
 export function unregisterVmProcess(pid: number): void {

@@ -1,3 +1,5 @@
+import { positiveCount } from '../../harness/util/count.js';
+
 /**
  * How many times each case runs per kernel and mode (LARVAL_REPEAT
  * overrides all).  The series' own rows run 3 times; the stock matrix on
@@ -9,6 +11,8 @@
  */
 const DEFAULT_REPEAT = { patched: 3, stock: 2, distro: 1, strongswan: 2 } as const;
 
-export function repeatFor(suite: keyof typeof DEFAULT_REPEAT): number {
-	return Number(process.env.LARVAL_REPEAT ?? DEFAULT_REPEAT[suite]);
+/** LARVAL_REPEAT, or the suite's default: a whole number from 1 (0 would run nothing and pass). */
+export function repeatFor(suite: keyof typeof DEFAULT_REPEAT, env: NodeJS.ProcessEnv = process.env): number {
+	const v = env.LARVAL_REPEAT;
+	return v === undefined ? DEFAULT_REPEAT[suite] : positiveCount(v, 'LARVAL_REPEAT');
 }

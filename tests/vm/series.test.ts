@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkSeries, renderFailures, renderSeriesTable, rowPassed } from '../../harness/kernel/check-series.js';
+import { bootsNoGuest } from './guard.js';
 
 /**
  * The part of `larval check-series` that fits in CI: every patch passes
@@ -7,6 +8,8 @@ import { checkSeries, renderFailures, renderSeriesTable, rowPassed } from '../..
  * linux-source-6.12.  The prefix builds and boots (14.5 min here) are
  * `make check-series`.
  */
+bootsNoGuest('checkpatch and apply only: the prefixes boot in `make check-series`');
+
 describe('the series', () => {
 	it('passes checkpatch --strict and applies patch by patch (larval check-series --no-build)', async () => {
 		const report = await checkSeries({ build: false, boot: false });
