@@ -59,6 +59,8 @@
  *   parse_num(name, s, min, max)  s as a decimal long in min..max, or
  *                               die_usage("NAME: 'S' is not a number in
  *                               MIN..MAX").
+ *   parse_u64(name, s)          s as a decimal unsigned 64-bit number (a
+ *                               seed: every bit counts), or die_usage().
  *   parse_port(name, s)         parse_num(name, s, 1, 65535)
  *   parse_ip_proto(name, s)     parse_num(name, s, 1, 255), an IP protocol
  *                               number for raw sockets
@@ -240,6 +242,19 @@ static inline long parse_num(const char *name, const char *s, long min,
 	if (!*s || errno || *end || v < min || v > max)
 		die_usage("%s: '%s' is not a number in %ld..%ld", name, s, min,
 			  max);
+	return v;
+}
+
+static inline unsigned long long parse_u64(const char *name, const char *s)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	/* strtoull() takes a sign and wraps it: refused */
+	if (!*s || *end || errno || *s == '-')
+		die_usage("%s: '%s' is not a number", name, s);
 	return v;
 }
 

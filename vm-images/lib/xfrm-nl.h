@@ -36,6 +36,10 @@
  *   xfrm_nl_request(fd, n, wait_ms, reply, arg)
  *                            sends @n asking for an ack and waits for it,
  *                            at most @wait_ms; 0 or an errno (ETIMEDOUT)
+ *   xfrm_nl_dump(fd, n, wait_ms, reply, arg)
+ *                            the same for a dump (XFRM_MSG_GETSA, ...):
+ *                            every entry goes to @reply, and it returns
+ *                            at the end of the dump
  *
  * Example
  *
@@ -247,6 +251,9 @@ typedef void (*xfrm_nl_reply_fn)(const struct nlmsghdr *h, void *arg);
  * the ack may hold an extended error).  Messages of earlier requests that
  * timed out are dropped.  Returns 0, the kernel's errno for the request,
  * ETIMEDOUT, or the errno of a failed send or receive.
+ *
+ * A dump (NLM_F_DUMP in @n's flags) is answered with its entries and
+ * NLMSG_DONE instead of an ack, which ends the wait the same way.
  */
 static inline int xfrm_nl_request(int fd, struct nlmsghdr *n,
 				  unsigned int wait_ms, xfrm_nl_reply_fn reply,
@@ -289,8 +296,22 @@ static inline int xfrm_nl_request(int fd, struct nlmsghdr *n,
 			if (h->nlmsg_type == NLMSG_ERROR)
 				return -((const struct nlmsgerr *)
 					 NLMSG_DATA(h))->error;
+			/* A dump's end carries its status, 0 or -errno. */
+			if (h->nlmsg_type == NLMSG_DONE)
+				return h->nlmsg_len <
+				       NLMSG_LENGTH(sizeof(int)) ? 0 :
+				       -*(const int *)NLMSG_DATA(h);
 		}
 	}
+}
+
+/* xfrm_nl_request() for a dump: each entry of it is passed to @reply. */
+static inline int xfrm_nl_dump(int fd, struct nlmsghdr *n,
+			       unsigned int wait_ms, xfrm_nl_reply_fn reply,
+			       void *arg)
+{
+	n->nlmsg_flags |= NLM_F_DUMP;
+	return xfrm_nl_request(fd, n, wait_ms, reply, arg);
 }
 
 #endif /* LARVAL_XFRM_NL_H */

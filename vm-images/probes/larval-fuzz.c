@@ -54,6 +54,7 @@
 
 #define PROG		"larval-fuzz"
 #include "guest.h"
+#include "rng.h"
 #include "tap.h"
 #include "xfrm-nl.h"
 
@@ -183,37 +184,9 @@ static struct addr peers[MAX_PEERS];
 static int npeers;
 static FILE *trace;
 
-/* ---- PRNG: splitmix64, one stream for the operations, one for ACQUIREs */
-
-struct rng {
-	uint64_t s;
-};
+/* ---- PRNG (rng.h): one stream for the operations, one for ACQUIREs -- */
 
 static struct rng op_rng, acq_rng;
-
-static uint64_t rng_next(struct rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint32_t below(struct rng *r, uint32_t n)
-{
-	return n ? (uint32_t)(rng_next(r) % n) : 0;
-}
-
-static bool chance(struct rng *r, unsigned int pct)
-{
-	return below(r, 100) < pct;
-}
-
-static uint32_t between(struct rng *r, uint32_t lo, uint32_t hi)
-{
-	return lo + below(r, hi - lo + 1);
-}
 
 /* ---- trace ---------------------------------------------------------- */
 
@@ -1610,7 +1583,6 @@ static void parse_args(int argc, char **argv)
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	char *end;
 	int c;
 
 	while ((c = next_opt(argc, argv, lo)) != -1) {
@@ -1622,13 +1594,7 @@ static void parse_args(int argc, char **argv)
 			if (!parse_addr(optarg, &peers[npeers++]))
 				die_usage("--peer: bad address '%s'", optarg);
 			break;
-		case O_SEED:
-			errno = 0;
-			opt.seed = strtoull(optarg, &end, 10);
-			if (!*optarg || *end || errno || *optarg == '-')
-				die_usage("--seed: '%s' is not a number",
-					  optarg);
-			break;
+		case O_SEED: opt.seed = parse_u64("--seed", optarg); break;
 		case O_SECONDS:
 			opt.seconds = parse_num("--seconds", optarg, 1, 86400);
 			break;
