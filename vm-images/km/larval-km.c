@@ -8,6 +8,15 @@
  * and how the command line says (at once, late, never, then deleted, or by
  * dying first).  Every event is logged with its CLOCK_MONOTONIC time so the
  * harness can line it up with what the probes saw.
+ *
+ * The outbound SA goes in by NEWSA, or as an IKE daemon puts it in: ALLOCSPI
+ * on the larval state, then UPDSA (--method updsa), which is another path
+ * through the kernel (xfrm_state_update() on the acquire state).
+ *
+ * With --control a stress program (larval-stress) runs rounds: it opens one
+ * with the delay and method for that round's ACQUIREs, and at its end asks
+ * how many ACQUIREs came, for how many larval states: the kernel promises
+ * one ACQUIRE per larval state and one larval state per SA it waits for.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -26,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define PROG		"larval-km"
@@ -39,6 +49,7 @@
 #define MAX_KEYS	256
 #define MAX_JOBS	128
 #define ACK_WAIT_MS	2000
+#define ROUND_STATES	16	/* larval states one round tells apart */
 
 struct key_entry {
 	int family;
@@ -63,9 +74,15 @@ struct acq_ctx {
 
 enum job_kind { JOB_INSTALL, JOB_DELETE };
 
+/* How the outbound SA is installed. */
+enum method { M_NEWSA, M_UPDSA };
+
+static const char *const method_names[] = { "newsa", "updsa" };
+
 struct job {
 	bool used;
 	enum job_kind kind;
+	enum method method;
 	uint64_t due_ns;
 	int out;		/* key index of the SA the kernel asked for */
 	int in;			/* key index of the reverse SA, or -1 */
@@ -80,6 +97,8 @@ static struct {
 	unsigned long max_runtime_s;
 	bool never;
 	bool exit_after_first;
+	enum method method;
+	const char *control_path;
 } opt = {
 	.delete_after_ms = -1,
 	.max_runtime_s = 600,
@@ -95,6 +114,31 @@ static struct {
 	unsigned long acquires, installs, deletes, errors;
 } cnt;
 
+/*
+ * The round a stress program opened on the control socket: what its
+ * ACQUIREs get, and what they were.  ACQUIREs while no round is open are
+ * strays, reported with the next round's end.
+ */
+static struct {
+	bool open;
+	unsigned long n;
+	unsigned long delay_ms;
+	enum method method;
+	unsigned long acquires, installs, errors, stray;
+	unsigned int acq_by_family[2];		/* IPv4, IPv6 */
+	struct {
+		int family;
+		uint32_t seq;
+		unsigned int acquires;
+	} states[ROUND_STATES];
+	unsigned int nstates, untold;		/* untold: past ROUND_STATES */
+	uint64_t out_sent_ns;			/* first outbound install */
+	int out_err;
+} rnd;
+
+static int ctl_listen_fd = -1;	/* --control: the listening socket */
+static int ctl_fd = -1;		/* the stress program, once connected */
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -107,6 +151,15 @@ static void usage(FILE *f)
 "                        SPI hex (0x...), KEY 0x + 40 hex digits,\n"
 "                        " AEAD_NAME " with a 128-bit ICV; '#' comments\n"
 "  --delay-ms N          answer N ms after the ACQUIRE (default 0)\n"
+"  --method newsa|updsa  install the outbound SA with NEWSA (default), or\n"
+"                        with ALLOCSPI on the larval state and UPDSA\n"
+"  --control PATH        take rounds from a stress program on the unix\n"
+"                        SOCK_SEQPACKET socket PATH: 'ROUND N delay_ms=D\n"
+"                        method=M' answers 'OK N' and sets how this round's\n"
+"                        ACQUIREs are answered; 'END N' answers 'REPORT N\n"
+"                        acquires=.. states=.. max_per_state=.. acq4=..\n"
+"                        acq6=.. installs=.. errors=.. pending=.. stray=..\n"
+"                        out_sent_ns=.. out_err=.. seqs=FAMILY/SEQ:COUNT,..'\n"
 "  --never               log ACQUIREs, never answer\n"
 "  --delete-after-ms N   delete both SAs N ms after installing them\n"
 "  --exit-after-first    exit at the first ACQUIRE without answering\n"
@@ -116,8 +169,9 @@ static void usage(FILE *f)
 "\n"
 "Once subscribed it logs 'READY <ns>' (also on stdout with --log).  Every\n"
 "other log line starts with CLOCK_MONOTONIC ns, then one of CONFIG,\n"
-"ACQUIRE, NOMATCH, NOREVERSE, INSTALL, DELETE, EXPIRE, POLEXPIRE, SA,\n"
-"EVENT, OVERRUN, ERROR, SIGNAL, MAXRUNTIME, SUMMARY.\n"
+"ACQUIRE, NOMATCH, NOREVERSE, ALLOCSPI, INSTALL, DELETE, EXPIRE,\n"
+"POLEXPIRE, SA, EVENT, OVERRUN, ERROR, ROUND, REPORT, SIGNAL, MAXRUNTIME,\n"
+"SUMMARY.\n"
 "Exit 0 on SIGTERM/SIGINT/SIGHUP or max runtime, 2 on bad arguments,\n"
 "1 on internal failure.\n");
 }
@@ -420,14 +474,15 @@ static void fill_sa_info(struct xfrm_usersa_info *p, const struct key_entry *k,
 	p->replay_window = 32;
 }
 
-static int sa_add(const struct key_entry *k, uint32_t seq,
+/* NEWSA, or UPDSA of the larval state ALLOCSPI gave the SA's SPI. */
+static int sa_add(int type, const struct key_entry *k, uint32_t seq,
 		  const struct acq_ctx *acq, uint64_t *done_ns, char *msg,
 		  size_t msglen)
 {
 	union xfrm_nl_msg req;
 	struct xfrm_usersa_info *p;
 
-	p = xfrm_nl_start(&req, XFRM_MSG_NEWSA, sizeof(*p));
+	p = xfrm_nl_start(&req, type, sizeof(*p));
 	fill_sa_info(p, k, seq);
 
 	xfrm_nl_put_aead(&req.n, sizeof(req), AEAD_NAME, k->key, KEY_LEN,
@@ -437,6 +492,30 @@ static int sa_add(const struct key_entry *k, uint32_t seq,
 		xfrm_nl_put(&req.n, sizeof(req), XFRMA_MARK, &acq->mark,
 			    sizeof(acq->mark));
 	if (acq && acq->has_if_id)
+		xfrm_nl_put(&req.n, sizeof(req), XFRMA_IF_ID, &acq->if_id,
+			    sizeof(acq->if_id));
+	return nl_request(&req.n, done_ns, msg, msglen);
+}
+
+/*
+ * ALLOCSPI on the larval state of @acq (found by its seq), with the one
+ * SPI the far side knows: the state keeps its place in the tables and
+ * gets an SPI, and UPDSA then turns it into the SA.
+ */
+static int sa_allocspi(const struct key_entry *k, const struct acq_ctx *acq,
+		       uint64_t *done_ns, char *msg, size_t msglen)
+{
+	union xfrm_nl_msg req;
+	struct xfrm_userspi_info *u;
+
+	u = xfrm_nl_start(&req, XFRM_MSG_ALLOCSPI, sizeof(*u));
+	fill_sa_info(&u->info, k, acq->seq);
+	u->min = k->spi;
+	u->max = k->spi;
+	if (acq->has_mark)
+		xfrm_nl_put(&req.n, sizeof(req), XFRMA_MARK, &acq->mark,
+			    sizeof(acq->mark));
+	if (acq->has_if_id)
 		xfrm_nl_put(&req.n, sizeof(req), XFRMA_IF_ID, &acq->if_id,
 			    sizeof(acq->if_id));
 	return nl_request(&req.n, done_ns, msg, msglen);
@@ -483,21 +562,50 @@ static void log_sa_result(const char *what, const char *dir,
 	       *msg ? " msg=\"" : "", msg, *msg ? "\"" : "");
 }
 
-static uint64_t install_one(const struct key_entry *k, const char *dir,
-			    uint32_t seq, const struct acq_ctx *acq)
+/* The outbound install of a round: what its report says about it. */
+static void round_note_install(bool out, uint64_t sent, int err)
 {
+	if (!rnd.open)
+		return;
+	if (err)
+		rnd.errors++;
+	else
+		rnd.installs++;
+	if (out && !rnd.out_sent_ns) {
+		rnd.out_sent_ns = sent;
+		rnd.out_err = err;
+	}
+}
+
+static uint64_t install_one(const struct key_entry *k, const char *dir,
+			    uint32_t seq, const struct acq_ctx *acq,
+			    enum method m)
+{
+	bool out = dir[0] == 'o';
 	uint64_t sent = tap_now_ns();
 	char msg[256];
 	uint64_t t;
 	int err;
 
-	err = sa_add(k, seq, dir[0] == 'o' ? acq : NULL, &t, msg,
-		     sizeof(msg));
+	/* Only the outbound SA has a larval state to allocate the SPI on. */
+	if (out && m == M_UPDSA) {
+		err = sa_allocspi(k, acq, &t, msg, sizeof(msg));
+		log_sa_result("ALLOCSPI", dir, k, seq, acq, sent, t, err, msg);
+		if (err) {
+			cnt.errors++;
+			round_note_install(out, sent, err);
+			return t;
+		}
+		sent = tap_now_ns();
+	}
+	err = sa_add(out && m == M_UPDSA ? XFRM_MSG_UPDSA : XFRM_MSG_NEWSA, k,
+		     seq, out ? acq : NULL, &t, msg, sizeof(msg));
 	log_sa_result("INSTALL", dir, k, seq, acq, sent, t, err, msg);
 	if (err)
 		cnt.errors++;
 	else
 		cnt.installs++;
+	round_note_install(out, sent, err);
 	return t;
 }
 
@@ -517,8 +625,8 @@ static void delete_one(const struct key_entry *k, const char *dir,
 		cnt.deletes++;
 }
 
-static bool add_job(enum job_kind kind, uint64_t due, int out, int in,
-		    const struct acq_ctx *acq)
+static bool add_job(enum job_kind kind, enum method m, uint64_t due, int out,
+		    int in, const struct acq_ctx *acq)
 {
 	int i;
 
@@ -526,7 +634,7 @@ static bool add_job(enum job_kind kind, uint64_t due, int out, int in,
 		if (jobs[i].used)
 			continue;
 		jobs[i] = (struct job){
-			.used = true, .kind = kind, .due_ns = due,
+			.used = true, .kind = kind, .method = m, .due_ns = due,
 			.out = out, .in = in, .acq = *acq,
 		};
 		return true;
@@ -546,11 +654,12 @@ static void run_install(const struct job *j)
 	uint64_t t;
 
 	if (j->in >= 0)
-		install_one(&keys[j->in], "in", 0, &j->acq);
-	t = install_one(&keys[j->out], "out", j->acq.seq, &j->acq);
+		install_one(&keys[j->in], "in", 0, &j->acq, M_NEWSA);
+	t = install_one(&keys[j->out], "out", j->acq.seq, &j->acq, j->method);
 	if (opt.delete_after_ms >= 0)
-		add_job(JOB_DELETE, t + opt.delete_after_ms * 1000000ull,
-			j->out, j->in, &j->acq);
+		add_job(JOB_DELETE, j->method,
+			t + opt.delete_after_ms * 1000000ull, j->out, j->in,
+			&j->acq);
 }
 
 static void run_delete(const struct job *j)
@@ -591,6 +700,181 @@ static uint64_t next_due(uint64_t limit)
 		if (jobs[i].used && jobs[i].due_ns < limit)
 			limit = jobs[i].due_ns;
 	return limit;
+}
+
+/* ---- rounds of a stress program (--control) ------------------------ */
+
+/* One more ACQUIRE for the larval state @seq of @family. */
+static void round_count_acquire(int family, uint32_t seq)
+{
+	unsigned int i;
+
+	if (!rnd.open) {
+		rnd.stray++;
+		return;
+	}
+	rnd.acquires++;
+	rnd.acq_by_family[family == AF_INET6]++;
+	for (i = 0; i < rnd.nstates; i++) {
+		if (rnd.states[i].family == family &&
+		    rnd.states[i].seq == seq) {
+			rnd.states[i].acquires++;
+			return;
+		}
+	}
+	if (rnd.nstates == ROUND_STATES) {
+		rnd.untold++;
+		return;
+	}
+	rnd.states[rnd.nstates].family = family;
+	rnd.states[rnd.nstates].seq = seq;
+	rnd.states[rnd.nstates].acquires = 1;
+	rnd.nstates++;
+}
+
+/* Installs the round did not get to: they must not land in the next one. */
+static unsigned int cancel_install_jobs(void)
+{
+	unsigned int n = 0;
+	int i;
+
+	for (i = 0; i < MAX_JOBS; i++) {
+		if (jobs[i].used && jobs[i].kind == JOB_INSTALL) {
+			jobs[i].used = false;
+			n++;
+		}
+	}
+	return n;
+}
+
+static void ctl_reply(const char *text)
+{
+	/* A stress program that went away must not take us with it. */
+	if (send(ctl_fd, text, strlen(text), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_at(tap_now_ns(), "ERROR control reply: %s",
+		       errno_name(errno));
+}
+
+static void ctl_round(unsigned long n, const char *args)
+{
+	unsigned long delay_ms;
+	char method[16], reply[64];
+	unsigned long stray = rnd.stray;
+
+	if (sscanf(args, " delay_ms=%lu method=%15s", &delay_ms, method) != 2 ||
+	    delay_ms > 3600000 ||
+	    (strcmp(method, "newsa") && strcmp(method, "updsa"))) {
+		log_at(tap_now_ns(), "ERROR control: bad ROUND '%s'", args);
+		ctl_reply("ERROR bad ROUND");
+		return;
+	}
+	memset(&rnd, 0, sizeof(rnd));
+	rnd.open = true;
+	rnd.n = n;
+	rnd.delay_ms = delay_ms;
+	rnd.method = strcmp(method, "newsa") ? M_UPDSA : M_NEWSA;
+	rnd.stray = stray;
+	log_at(tap_now_ns(), "ROUND %lu delay_ms=%lu method=%s", n, delay_ms,
+	       method_names[rnd.method]);
+	snprintf(reply, sizeof(reply), "OK %lu", n);
+	ctl_reply(reply);
+}
+
+static void ctl_end(unsigned long n)
+{
+	char text[768], seqs[384] = "";
+	unsigned int i, max = 0;
+	size_t len = 0;
+	unsigned int pending;
+
+	if (!rnd.open || rnd.n != n) {
+		ctl_reply("ERROR no such round");
+		return;
+	}
+	pending = cancel_install_jobs();
+	for (i = 0; i < rnd.nstates; i++) {
+		if (rnd.states[i].acquires > max)
+			max = rnd.states[i].acquires;
+		if (len < sizeof(seqs) - 24)
+			len += snprintf(seqs + len, sizeof(seqs) - len,
+					"%s%d/%u:%u", i ? "," : "",
+					rnd.states[i].family == AF_INET6 ?
+					6 : 4, rnd.states[i].seq,
+					rnd.states[i].acquires);
+	}
+	snprintf(text, sizeof(text),
+		 "REPORT %lu acquires=%lu states=%u max_per_state=%u acq4=%u "
+		 "acq6=%u installs=%lu errors=%lu pending=%u stray=%lu "
+		 "out_sent_ns=%llu out_err=%s seqs=%s",
+		 n, rnd.acquires, rnd.nstates + rnd.untold, max,
+		 rnd.acq_by_family[0], rnd.acq_by_family[1],
+		 rnd.installs, rnd.errors, pending, rnd.stray,
+		 (unsigned long long)rnd.out_sent_ns,
+		 err_str(rnd.out_err), *seqs ? seqs : "-");
+	log_at(tap_now_ns(), "%s", text);
+	ctl_reply(text);
+	rnd.open = false;
+	rnd.stray = 0;
+}
+
+static void ctl_drop(const char *why)
+{
+	log_at(tap_now_ns(), "CONTROL closed (%s)", why);
+	close(ctl_fd);
+	ctl_fd = -1;
+	rnd.open = false;
+}
+
+static void ctl_read(void)
+{
+	char buf[256];
+	unsigned long n;
+	ssize_t r;
+	int off = 0;
+
+	r = recv(ctl_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r <= 0) {
+		ctl_drop(r ? errno_name(errno) : "eof");
+		return;
+	}
+	buf[r] = '\0';
+	if (sscanf(buf, "ROUND %lu%n", &n, &off) == 1)
+		ctl_round(n, buf + off);
+	else if (sscanf(buf, "END %lu", &n) == 1)
+		ctl_end(n);
+	else
+		ctl_reply("ERROR unknown command");
+}
+
+static void ctl_accept(void)
+{
+	int fd = accept4(ctl_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	/* One stress program at a time: a newcomer replaces a dead one. */
+	if (ctl_fd >= 0)
+		ctl_drop("replaced");
+	ctl_fd = fd;
+	log_at(tap_now_ns(), "CONTROL connected");
+}
+
+static void ctl_open(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		die_usage("--control: path too long: %s", path);
+	strcpy(sa.sun_path, path);
+	unlink(path);
+	ctl_listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (ctl_listen_fd < 0)
+		die("socket(AF_UNIX): %s", strerror(errno));
+	if (bind(ctl_listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(ctl_listen_fd, 4) < 0)
+		die("control socket %s: %s", path, strerror(errno));
 }
 
 /* ---- events from the kernel ---------------------------------------- */
@@ -653,6 +937,8 @@ static void parse_acquire_attrs(const struct nlmsghdr *h,
 static void answer_acquire(int family, const struct xfrm_user_acquire *ua,
 			   int mode, const struct acq_ctx *acq)
 {
+	unsigned long delay_ms;
+	enum method m;
 	int out, in;
 
 	out = find_key(family, &ua->saddr, &ua->id.daddr, ua->id.proto, mode);
@@ -670,14 +956,17 @@ static void answer_acquire(int family, const struct xfrm_user_acquire *ua,
 		       ua->seq, addr_str(family, &keys[out].dst),
 		       addr_str(family, &keys[out].src));
 
-	if (!opt.delay_ms) {
-		struct job j = { .kind = JOB_INSTALL, .out = out, .in = in,
-				 .acq = *acq };
+	/* An open round decides, else the command line. */
+	delay_ms = rnd.open ? rnd.delay_ms : opt.delay_ms;
+	m = rnd.open ? rnd.method : opt.method;
+	if (!delay_ms) {
+		struct job j = { .kind = JOB_INSTALL, .method = m, .out = out,
+				 .in = in, .acq = *acq };
 
 		run_install(&j);
 		return;
 	}
-	add_job(JOB_INSTALL, acq->t_ns + opt.delay_ms * 1000000ull, out, in,
+	add_job(JOB_INSTALL, m, acq->t_ns + delay_ms * 1000000ull, out, in,
 		acq);
 }
 
@@ -698,6 +987,7 @@ static void handle_acquire(const struct nlmsghdr *h, uint64_t t)
 	family = tmpl && tmpl->family ? tmpl->family : ua->sel.family;
 	mode = tmpl ? tmpl->mode : -1;
 	cnt.acquires++;
+	round_count_acquire(family, ua->seq);
 
 	log_at(t, "ACQUIRE seq=%u src=%s dst=%s proto=%s mode=%s reqid=%u "
 	       "sel_src=%s/%u sel_dst=%s/%u sel_proto=%u sel_sport=%u "
@@ -822,9 +1112,12 @@ static void read_events(void)
 static void run(int sig_fd, uint64_t deadline)
 {
 	for (;;) {
-		struct pollfd p[2] = {
+		/* A negative fd (no --control, nobody connected) is skipped. */
+		struct pollfd p[4] = {
 			{ .fd = ev_fd, .events = POLLIN },
 			{ .fd = sig_fd, .events = POLLIN },
+			{ .fd = ctl_listen_fd, .events = POLLIN },
+			{ .fd = ctl_fd, .events = POLLIN },
 		};
 		uint64_t now = tap_now_ns();
 		uint64_t wake = next_due(deadline);
@@ -837,7 +1130,7 @@ static void run(int sig_fd, uint64_t deadline)
 		wake = wake > now ? wake - now : 0;
 		ts.tv_sec = wake / 1000000000ull;
 		ts.tv_nsec = wake % 1000000000ull;
-		if (ppoll(p, 2, &ts, NULL) < 0 && errno != EINTR)
+		if (ppoll(p, 4, &ts, NULL) < 0 && errno != EINTR)
 			die("ppoll: %s", strerror(errno));
 		if (p[1].revents & POLLIN) {
 			log_signal(sig_fd);
@@ -848,7 +1141,12 @@ static void run(int sig_fd, uint64_t deadline)
 		else if (p[0].revents & (POLLERR | POLLHUP))
 			die("netlink socket error (revents 0x%x)",
 			    p[0].revents);
+		/* Jobs due before the round's end run before it is reported. */
 		run_due_jobs();
+		if (p[3].revents)
+			ctl_read();
+		if (p[2].revents & POLLIN)
+			ctl_accept();
 	}
 }
 
@@ -864,7 +1162,7 @@ static unsigned long parse_unsigned(const char *name, const char *s,
 static void parse_args(int argc, char **argv)
 {
 	enum { O_KEYS = 1, O_DELAY, O_NEVER, O_DELETE, O_EXIT, O_MAXRT,
-	       O_LOG, O_HELP };
+	       O_LOG, O_METHOD, O_CONTROL, O_HELP };
 	static const struct option lo[] = {
 		{ "keys", required_argument, NULL, O_KEYS },
 		{ "delay-ms", required_argument, NULL, O_DELAY },
@@ -873,6 +1171,8 @@ static void parse_args(int argc, char **argv)
 		{ "exit-after-first", no_argument, NULL, O_EXIT },
 		{ "max-runtime-s", required_argument, NULL, O_MAXRT },
 		{ "log", required_argument, NULL, O_LOG },
+		{ "method", required_argument, NULL, O_METHOD },
+		{ "control", required_argument, NULL, O_CONTROL },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -896,6 +1196,15 @@ static void parse_args(int argc, char **argv)
 							   optarg, 86400);
 			break;
 		case O_LOG: opt.log_path = optarg; break;
+		case O_METHOD:
+			if (!strcmp(optarg, "newsa"))
+				opt.method = M_NEWSA;
+			else if (!strcmp(optarg, "updsa"))
+				opt.method = M_UPDSA;
+			else
+				die_usage("--method must be newsa or updsa");
+			break;
+		case O_CONTROL: opt.control_path = optarg; break;
 		case O_HELP: usage(stdout); exit(0);
 		}
 	}
@@ -906,6 +1215,9 @@ static void parse_args(int argc, char **argv)
 	if (opt.never && (opt.delay_ms || opt.delete_after_ms >= 0))
 		die_usage("--never cannot be combined with --delay-ms or "
 			  "--delete-after-ms");
+	if (opt.control_path && (opt.never || opt.exit_after_first))
+		die_usage("--control rounds answer every ACQUIRE: no --never "
+			  "or --exit-after-first");
 }
 
 int main(int argc, char **argv)
@@ -924,12 +1236,17 @@ int main(int argc, char **argv)
 	/* Backstop should the loop ever wedge: the default action kills us. */
 	alarm(opt.max_runtime_s + 5);
 	nl_open();
+	if (opt.control_path)
+		ctl_open(opt.control_path);
 
 	ready = tap_now_ns();
 	log_at(ready, "CONFIG keys=%d delay_ms=%lu never=%d "
-	       "delete_after_ms=%ld exit_after_first=%d max_runtime_s=%lu",
+	       "delete_after_ms=%ld exit_after_first=%d max_runtime_s=%lu "
+	       "method=%s control=%s",
 	       nkeys, opt.delay_ms, opt.never, opt.delete_after_ms,
-	       opt.exit_after_first, opt.max_runtime_s);
+	       opt.exit_after_first, opt.max_runtime_s,
+	       method_names[opt.method],
+	       opt.control_path ? opt.control_path : "-");
 	log_ready(ready);
 
 	run(sig_fd, start + opt.max_runtime_s * 1000000000ull);
