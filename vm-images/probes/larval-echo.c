@@ -6,6 +6,12 @@
  * sender and logs what arrived, with the id larval-probe writes into each
  * payload ("larval:<id>:..."), so the harness can tell which messages
  * crossed the IPsec policy and when.
+ *
+ * With --order (UDP) it also tells each sender in what order its datagrams
+ * arrived here: larval-stress numbers its flows and their datagrams
+ * ("larval:<flow>:<seq>:"), and the echo appends the arrival index within
+ * the flow to the reply.  The replies may come back in any order; what they
+ * say is the order at this end, after the IPsec policy.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -32,6 +38,11 @@
 #define BUF_SIZE	65536
 #define WRITE_WAIT_MS	1000
 #define MAX_IDS		64
+/*
+ * Flows --order follows at once.  larval-stress numbers a round's flows
+ * round * 256 + worker, so the flows of one round never share a slot.
+ */
+#define ORDER_SLOTS	1024
 
 enum proto { P_TCP, P_UDP, P_RAW };
 
@@ -43,6 +54,8 @@ static struct {
 	const char *log_path;
 	unsigned long max_runtime_s;
 	bool dns;
+	bool order;
+	bool quiet;
 } opt = {
 	.family = 0,
 	.port = -1,
@@ -53,8 +66,16 @@ static struct {
 static const char *const proto_names[] = { "tcp", "udp", "raw" };
 
 static struct {
-	unsigned long recv, echoed, errors, accepted;
+	unsigned long recv, echoed, errors, accepted, reordered;
 } cnt;
+
+/* --order: the last flow seen in each slot, and how far it got. */
+static struct {
+	unsigned long long flow;
+	unsigned long long max_seq;
+	unsigned long long arrivals;
+	bool used;
+} flows[ORDER_SLOTS];
 
 struct conn {
 	int fd;
@@ -69,6 +90,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: " PROG " --family 4|6 --proto tcp|udp|raw [--port P]\n"
 "                   [--raw-proto N] [--log FILE] [--max-runtime-s N] [--dns]\n"
+"                   [--order] [--quiet]\n"
 "\n"
 "Echo what arrives back to its sender, logging each arrival.\n"
 "\n"
@@ -81,6 +103,12 @@ static void usage(FILE *f)
 "  --dns               udp: answer as a name server without records: the\n"
 "                      query goes back with QR and RA set (NOERROR, no\n"
 "                      answer), which a stub resolver takes as NO_DATA\n"
+"  --order             udp: to a datagram 'larval:FLOW:SEQ:...' append\n"
+"                      ':arr=N:ooo=0|1' to the reply: N is its arrival index\n"
+"                      in FLOW (1 for the first), ooo 1 when a SEQ as high\n"
+"                      or higher arrived before it\n"
+"  --quiet             no line per arrival, connection or close (a stress\n"
+"                      sends too many); errors and the summary stay\n"
 "  --help              this text\n"
 "\n"
 "Log: 'READY <ns>' once listening (also on stdout with --log), then\n"
@@ -153,10 +181,12 @@ static void log_recv(uint64_t t, const struct sockaddr_storage *from,
 {
 	char ids[320];
 
-	format_ids(payload, len, ids, sizeof(ids));
-	log_at(t, "RECV proto=%s from=%s len=%zu %s echo=%s",
-	       proto_names[opt.proto], sockaddr_str(from), len, ids,
-	       err_str(echo_err));
+	if (!opt.quiet) {
+		format_ids(payload, len, ids, sizeof(ids));
+		log_at(t, "RECV proto=%s from=%s len=%zu %s echo=%s",
+		       proto_names[opt.proto], sockaddr_str(from), len, ids,
+		       err_str(echo_err));
+	}
 	cnt.recv++;
 	if (echo_err)
 		cnt.errors++;
@@ -200,6 +230,42 @@ static int open_listener(void)
 	if (opt.proto == P_TCP && listen(fd, 64) < 0)
 		die("listen: %s", strerror(errno));
 	return fd;
+}
+
+/*
+ * --order: notes the arrival of "larval:FLOW:SEQ:..." in its flow and
+ * appends ":arr=N:ooo=0|1" to the @len bytes at @p (room for @cap).
+ * Returns the new length; a payload of another shape is left as it is.
+ */
+static size_t note_order(char *p, size_t len, size_t cap)
+{
+	unsigned long long flow, seq;
+	size_t head = len < 63 ? len : 63;
+	char tmp[64];
+	bool ooo;
+	int n, w;
+
+	/* The payload is not a string: parse a terminated copy of its head. */
+	memcpy(tmp, p, head);
+	tmp[head] = '\0';
+	if (sscanf(tmp, "larval:%llu:%llu:", &flow, &seq) != 2)
+		return len;
+	n = flow % ORDER_SLOTS;
+	if (!flows[n].used || flows[n].flow != flow) {
+		flows[n].used = true;
+		flows[n].flow = flow;
+		flows[n].max_seq = 0;
+		flows[n].arrivals = 0;
+	}
+	ooo = flows[n].arrivals && seq <= flows[n].max_seq;
+	flows[n].arrivals++;
+	if (seq > flows[n].max_seq)
+		flows[n].max_seq = seq;
+	if (ooo)
+		cnt.reordered++;
+	w = snprintf(p + len, cap - len, ":arr=%llu:ooo=%d", flows[n].arrivals,
+		     ooo);
+	return w > 0 && (size_t)w < cap - len ? len + w : len;
 }
 
 /* Raw IPv4 sockets hand us the IP header too; IPv6 ones do not. */
@@ -250,6 +316,8 @@ static void serve_datagrams(int fd)
 			buf[2] |= 0x80;		/* QR: a response */
 			buf[3] |= 0x80;		/* RA: recursion available */
 		}
+		if (opt.order)
+			len = note_order(buf, len, sizeof(buf));
 		if (sendto(fd, payload, len, MSG_DONTWAIT,
 			   (struct sockaddr *)&from, fl) < 0)
 			err = errno;
@@ -259,8 +327,9 @@ static void serve_datagrams(int fd)
 
 static void close_conn(int i, const char *why)
 {
-	log_at(tap_now_ns(), "CLOSE proto=tcp from=%s reason=%s",
-	       sockaddr_str(&conns[i].peer), why);
+	if (!opt.quiet)
+		log_at(tap_now_ns(), "CLOSE proto=tcp from=%s reason=%s",
+		       sockaddr_str(&conns[i].peer), why);
 	close(conns[i].fd);
 	conns[i] = conns[--nconns];
 }
@@ -334,8 +403,9 @@ static void accept_all(int lfd)
 		conns[nconns].fd = fd;
 		conns[nconns].peer = from;
 		nconns++;
-		log_at(tap_now_ns(), "ACCEPT proto=tcp from=%s",
-		       sockaddr_str(&from));
+		if (!opt.quiet)
+			log_at(tap_now_ns(), "ACCEPT proto=tcp from=%s",
+			       sockaddr_str(&from));
 	}
 }
 
@@ -378,7 +448,7 @@ static void run(int lfd, int sig_fd, uint64_t deadline)
 static void parse_args(int argc, char **argv)
 {
 	enum { O_FAMILY = 1, O_PROTO, O_PORT, O_RAWPROTO, O_LOG, O_MAXRT,
-	       O_DNS, O_HELP };
+	       O_DNS, O_ORDER, O_QUIET, O_HELP };
 	static const struct option lo[] = {
 		{ "family", required_argument, NULL, O_FAMILY },
 		{ "proto", required_argument, NULL, O_PROTO },
@@ -387,6 +457,8 @@ static void parse_args(int argc, char **argv)
 		{ "log", required_argument, NULL, O_LOG },
 		{ "max-runtime-s", required_argument, NULL, O_MAXRT },
 		{ "dns", no_argument, NULL, O_DNS },
+		{ "order", no_argument, NULL, O_ORDER },
+		{ "quiet", no_argument, NULL, O_QUIET },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -414,11 +486,17 @@ static void parse_args(int argc, char **argv)
 						      1, 86400);
 			break;
 		case O_DNS: opt.dns = true; break;
+		case O_ORDER: opt.order = true; break;
+		case O_QUIET: opt.quiet = true; break;
 		case O_HELP: usage(stdout); exit(0);
 		}
 	}
 	if (opt.dns && opt.proto != P_UDP)
 		die_usage("--dns is for udp");
+	if (opt.order && opt.proto != P_UDP)
+		die_usage("--order is for udp");
+	if (opt.order && opt.dns)
+		die_usage("--order and --dns are two different answers");
 	if (!opt.family)
 		die_usage("--family is required");
 	if (!have_proto)
@@ -446,6 +524,7 @@ int main(int argc, char **argv)
 
 	run(lfd, sig_fd, start + opt.max_runtime_s * 1000000000ull);
 	log_at(tap_now_ns(), "SUMMARY recv=%lu echoed=%lu accepted=%lu "
-	       "errors=%lu", cnt.recv, cnt.echoed, cnt.accepted, cnt.errors);
+	       "errors=%lu reordered=%lu", cnt.recv, cnt.echoed, cnt.accepted,
+	       cnt.errors, cnt.reordered);
 	return 0;
 }
