@@ -1,8 +1,8 @@
 import { UsageError } from '../util/errors.js';
 import { shellJoin } from '../util/shell.js';
-import type { ConsoleFinding } from '../vm/console-scan.js';
 import type { Leak } from '../vm/kmemleak.js';
 import type { TapStream } from '../probe/tap.js';
+import type { ProgramEnd } from './program-run.js';
 
 /**
  * The pure half of `larval fuzz`: the guest network the fuzzer runs in, its
@@ -141,17 +141,11 @@ export function kindsBelow(s: FuzzSummary, floors: Readonly<Record<string, numbe
 	return Object.entries(floors).filter(([k, min]) => (s.kinds[k]?.ops ?? 0) < min).map(([k, min]) => `${k}: ${s.kinds[k]?.ops ?? 0} < ${min}`);
 }
 
-export interface FuzzVerdictInput {
+export type FuzzVerdictInput = ProgramEnd & {
 	seed: number;
 	reproduce: string;
-	tap: TapStream;
-	exitStatus: number | null;
-	stderr: string;
-	findings: readonly ConsoleFinding[];
-	hang: string | null;
-	died: string | null;
 	leaks: readonly Leak[] | null;
-}
+};
 
 /** What fails a run; each line names the seed, so a pasted line is enough to rerun it. */
 export function fuzzProblems(r: FuzzVerdictInput): string[] {

@@ -6,14 +6,14 @@ import { parseTap } from '../probe/tap.js';
 import { resultsRoot } from '../util/paths.js';
 import { progress } from '../util/progress.js';
 import { shellJoin } from '../util/shell.js';
-import type { ConsoleFinding } from '../vm/console-scan.js';
 import { bootGuest, machineOf } from '../vm/guest.js';
 import { cpusFromEnvironment, type GuestMachine } from '../vm/machine.js';
 import { kmemleakAvailable, kmemleakClear, kmemleakScan, type Leak } from '../vm/kmemleak.js';
 import { ExecTimeoutError } from '../vm/ssh.js';
-import { GuestDiedError, type Vm } from '../vm/vm.js';
+import { GuestDiedError } from '../vm/vm.js';
 import { FUZZ_DIR, fuzzCommand, fuzzNetworkSetup, type FuzzSummary, fuzzProblems, parseFuzzSummary, reproduceCommand } from './fuzz-plan.js';
 import { splitSections } from './lab.js';
+import { diagnoseHang, type ProgramRun } from './program-run.js';
 import { timeScaleOf } from './session.js';
 
 export interface FuzzOptions {
@@ -26,7 +26,7 @@ export interface FuzzOptions {
 	cpus?: number;
 }
 
-export interface FuzzResult extends GuestMachine {
+export interface FuzzResult extends GuestMachine, ProgramRun {
 	kernel: string;
 	release: string;
 	config: string;
@@ -36,46 +36,17 @@ export interface FuzzResult extends GuestMachine {
 	/** From starting larval-fuzz to its output in hand (or giving up on it). */
 	fuzzMs: number;
 	summary: FuzzSummary | null;
-	exitStatus: number | null;
-	findings: ConsoleFinding[];
-	/** Why the run counts as hung (larval-fuzz past its budget, or the guest not answering); null when it finished. */
-	hang: string | null;
-	/** What the guest said about the stuck fuzzer (its kernel stacks), when it still answered. */
-	hangDiagnosis: string;
-	/** The guest died under the fuzzer (panic, reboot): the console findings say why. */
-	died: string | null;
 	/** Null when not scanned. */
 	leaks: Leak[] | null;
-	/** Everything that fails the run, each naming the seed; empty: clean. */
-	problems: string[];
+	/** Each of the problems names the seed. */
 	reproduce: string;
-	tapText: string;
-	stderr: string;
 	/** The last operations from larval-fuzz's trace file. */
 	traceTail: string;
-	consoleLog: string | null;
-	/** Where the TAP and trace were kept (failed runs). */
-	artifacts: string | null;
 }
 
 /** Past its budget, larval-fuzz finishes its last operation (bounded by a few seconds) and prints the summary. */
 const FINISH_SLACK_MS = 60_000;
 const TRACE_TAIL_LINES = 200;
-
-/** After an outer time-out: what the fuzzer is stuck in, and the blocked tasks on the console (sysrq w). */
-async function diagnoseHang(vm: Vm, timeScale: number): Promise<{ answered: boolean; text: string }> {
-	const script = [
-		'for p in $(pidof larval-fuzz); do echo "== larval-fuzz $p: $(cat /proc/$p/wchan 2>/dev/null)"; cat /proc/$p/stack 2>&1; done',
-		'echo w > /proc/sysrq-trigger 2>/dev/null',
-		`echo "== last operations"; tail -n 40 ${FUZZ_DIR}/trace 2>&1`,
-	].join('\n');
-	try {
-		const r = await vm.exec(script, { timeoutMs: 30_000 * timeScale, keepOnTimeout: true });
-		return { answered: true, text: r.stdout + r.stderr };
-	} catch (e) {
-		return { answered: false, text: (e as Error).message };
-	}
-}
 
 function keepArtifacts(r: FuzzResult): string {
 	const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -160,7 +131,7 @@ export async function runFuzz(kernel: KernelTarget, opts: FuzzOptions): Promise<
 				return result;
 			}
 			if (!(e instanceof ExecTimeoutError)) throw e;
-			const d = await diagnoseHang(vm, timeScale);
+			const d = await diagnoseHang(vm, 'larval-fuzz', { what: 'last operations', file: `${FUZZ_DIR}/trace`, lines: 40 }, timeScale);
 			result.hang = d.answered
 				? `larval-fuzz still running ${Math.round(budgetMs / 1000)} s after it started (budget ${seconds} s)`
 				: `the guest stopped answering: larval-fuzz still running ${Math.round(budgetMs / 1000)} s after it started, and a shell could not be had`;
