@@ -46,18 +46,50 @@ export interface Case {
 
 // ---- building blocks of expectations --------------------------------------
 
-export const all = (...checks: Check[]): Check => (o) => checks.flatMap((c) => c(o));
+/**
+ * Every building block of the expectations below, by name.  A block looks
+ * itself up each time it runs, so that withCheckPassing() can make one of
+ * them accept everything: the mutation guard of tests/unit/oracle.test.ts
+ * does that to each in turn and requires the oracle to notice.
+ */
+export const CHECK_NAMES: string[] = [];
+let passing: string | null = null;
+
+/** Runs @fn with the building block @name accepting every outcome (a mutant: for the mutation guard only). */
+export function withCheckPassing<T>(name: string, fn: () => T): T {
+	if (!CHECK_NAMES.includes(name)) throw new Error(`no building block named ${name}`);
+	const before = passing;
+	passing = name;
+	try {
+		return fn();
+	} finally {
+		passing = before;
+	}
+}
+
+/** A named building block: @make's checks, unless the block is made to pass (withCheckPassing). */
+function block<A extends unknown[]>(name: string, make: (...args: A) => Check): (...args: A) => Check {
+	CHECK_NAMES.push(name);
+	return (...args) => {
+		const c = make(...args);
+		return (o) => (passing === name ? [] : c(o));
+	};
+}
+
+const named = (name: string, c: Check): Check => block(name, () => c)();
+
+export const all = block('all', (...checks: Check[]): Check => (o) => checks.flatMap((c) => c(o)));
 
 /** The run is acceptable if it matches any of the alternatives: stock varies from run to run. */
-const oneOf = (alternatives: Record<string, Check>): Check => (o) => {
+const oneOf = block('oneOf', (alternatives: Record<string, Check>): Check => (o) => {
 	const misses = Object.entries(alternatives).map(([name, c]) => [name, c(o)] as const);
 	if (misses.some(([, v]) => v.length === 0)) return [];
 	return [`matches none of the behaviours stock shows: ${misses.map(([n, v]) => `${n} (${v.join('; ')})`).join(' / ')}`];
-};
+});
 
-export const probeRan: Check = (o) => o.problems;
+export const probeRan: Check = named('probeRan', (o) => o.problems);
 
-export const connectReturns = (errno: string, minMs = 0, maxMs = Infinity): Check => (o) => {
+export const connectReturns = block('connectReturns', (errno: string, minMs: number = 0, maxMs: number = Infinity): Check => (o) => {
 	if (!o.connect) return ['no connect() recorded'];
 	const want = errno || '0';
 	const got = o.connect.errno || '0';
@@ -66,12 +98,12 @@ export const connectReturns = (errno: string, minMs = 0, maxMs = Infinity): Chec
 	if (!Number.isFinite(o.connect.ms)) out.push('connect() duration missing from the probe output');
 	else if (o.connect.ms < minMs || o.connect.ms > maxMs) out.push(`connect() took ${Math.round(o.connect.ms)} ms, expected ${minMs}..${maxMs} ms`);
 	return out;
-};
+});
 
-const connectAgainReturns = (errno: string): Check => (o) =>
-	(o.connectAgain?.errno || '0') === errno ? [] : [`second connect() gave ${o.connectAgain?.errno || '0'}, expected ${errno}`];
+const connectAgainReturns = block('connectAgainReturns', (errno: string): Check => (o) =>
+	(o.connectAgain?.errno || '0') === errno ? [] : [`second connect() gave ${o.connectAgain?.errno || '0'}, expected ${errno}`]);
 
-const pollOutAfter = (minMs: number, maxMs: number): Check => (o) => {
+const pollOutAfter = block('pollOutAfter', (minMs: number, maxMs: number): Check => (o) => {
 	const p = o.pollConnect;
 	if (!p) return ['no poll() for POLLOUT recorded'];
 	const out: string[] = [];
@@ -80,10 +112,10 @@ const pollOutAfter = (minMs: number, maxMs: number): Check => (o) => {
 	if (!Number.isFinite(p.waitedMs)) out.push('poll() wait missing from the probe output');
 	else if (p.waitedMs < minMs || p.waitedMs > maxMs) out.push(`POLLOUT after ${Math.round(p.waitedMs)} ms, expected ${minMs}..${maxMs} ms`);
 	return out;
-};
+});
 
 /** poll() after EINPROGRESS ends with the failure: POLLOUT and POLLERR, SO_ERROR @errno, after @minMs..@maxMs. */
-const pollFailsWith = (errno: string, minMs: number, maxMs: number): Check => (o) => {
+const pollFailsWith = block('pollFailsWith', (errno: string, minMs: number, maxMs: number): Check => (o) => {
 	const p = o.pollConnect;
 	if (!p) return ['no poll() after connect() recorded'];
 	const out: string[] = [];
@@ -91,18 +123,18 @@ const pollFailsWith = (errno: string, minMs: number, maxMs: number): Check => (o
 	if (p.soError !== errno) out.push(`SO_ERROR ${p.soError || '0'}, expected ${errno}`);
 	if (!(p.waitedMs >= minMs && p.waitedMs <= maxMs)) out.push(`poll() returned after ${Math.round(p.waitedMs)} ms, expected ${minMs}..${maxMs} ms`);
 	return out;
-};
+});
 
-const pollBeforeSendSays = (flag: string): Check => (o) =>
-	o.pollBeforeSend?.revents.includes(flag) ? [] : [`poll() right after connect gave ${o.pollBeforeSend?.revents || 'nothing'}, expected ${flag}`];
+const pollBeforeSendSays = block('pollBeforeSendSays', (flag: string): Check => (o) =>
+	o.pollBeforeSend?.revents.includes(flag) ? [] : [`poll() right after connect gave ${o.pollBeforeSend?.revents || 'nothing'}, expected ${flag}`]);
 
-const pollBeforeSendLacks = (flag: string): Check => (o) => {
+const pollBeforeSendLacks = block('pollBeforeSendLacks', (flag: string): Check => (o) => {
 	if (!o.pollBeforeSend) return ['no poll() right after connect recorded'];
 	return o.pollBeforeSend.revents.includes(flag) ? [`poll() right after connect gave ${o.pollBeforeSend.revents}, expected no ${flag}`] : [];
-};
+});
 
 /** Every send() failed with @errno, each after @minMs..@maxMs. */
-const everySendFails = (errno: string, minMs = 0, maxMs = Infinity): Check => (o) => {
+const everySendFails = block('everySendFails', (errno: string, minMs: number = 0, maxMs: number = Infinity): Check => (o) => {
 	if (!o.sends.length) return ['no send() recorded'];
 	const out: string[] = [];
 	const bad = o.sends.filter((x) => x.errno !== errno);
@@ -110,100 +142,100 @@ const everySendFails = (errno: string, minMs = 0, maxMs = Infinity): Check => (o
 	const slow = o.sends.filter((x) => !(x.ms >= minMs && x.ms <= maxMs));
 	if (slow.length) out.push(`send() took ${slow.map((x) => Math.round(x.ms)).join(', ')} ms, expected ${minMs}..${maxMs} ms`);
 	return out;
-};
+});
 
-export const sendsSucceed: Check = (o) => {
+export const sendsSucceed: Check = named('sendsSucceed', (o) => {
 	const bad = o.sends.filter((s) => s.errno);
 	return bad.length ? [`${bad.length} send() calls failed: ${[...new Set(bad.map((b) => b.errno))].join(', ')}`] : [];
-};
+});
 
-export const allLost: Check = (o) => (o.sent > 0 && o.received === 0 ? [] : [`${o.received}/${o.sent} echoed, expected all lost`]);
+export const allLost: Check = named('allLost', (o) => (o.sent > 0 && o.received === 0 ? [] : [`${o.received}/${o.sent} echoed, expected all lost`]));
 
-export const allEchoed = (minFirstMs = 0): Check => (o) => {
+export const allEchoed = block('allEchoed', (minFirstMs: number = 0): Check => (o) => {
 	const out: string[] = [];
 	if (o.sent === 0 || o.received !== o.sent) out.push(`${o.received}/${o.sent} echoed, expected all`);
 	else if ((o.firstReplyMs ?? 0) < minFirstMs) out.push(`first reply after ${o.firstReplyMs} ms, expected ≥ ${minFirstMs} ms (held by the queue timer)`);
 	return out;
-};
+});
 
 /** The 100 ms hold-queue timer shows in the round trip of datagrams sent long after the SA exists. */
-const laterRtts = (fromIndex: number, minMs: number, maxMs: number): Check => (o) => {
+const laterRtts = block('laterRtts', (fromIndex: number, minMs: number, maxMs: number): Check => (o) => {
 	const later = o.rttMs.slice(fromIndex);
 	if (later.length === 0) return [`no echoes for datagrams ${fromIndex + 1}.. (rtt ${JSON.stringify(o.rttMs)})`];
 	const bad = later.filter((r) => !(r >= minMs && r <= maxMs));
 	return bad.length ? [`round trips ${later.map((r) => Math.round(r)).join(', ')} ms for datagrams sent after the SA existed, expected ${minMs}..${maxMs} ms`] : [];
-};
+});
 
-const firstEagainAt = (minIndex: number, maxIndex: number): Check => (o) => {
+const firstEagainAt = block('firstEagainAt', (minIndex: number, maxIndex: number): Check => (o) => {
 	const i = o.sends.findIndex((s) => s.errno === 'EAGAIN');
 	if (i < 0) return [`no send() returned EAGAIN (errnos: ${[...new Set(o.sends.map((s) => s.errno || '0'))].join(', ')})`];
 	return i + 1 >= minIndex && i + 1 <= maxIndex ? [] : [`first EAGAIN at send ${i + 1}, expected ${minIndex}..${maxIndex}`];
-};
+});
 
 /** Held packets leave when the SA is installed: the first reply follows the installation closely. */
-const releasedPromptly = (slackMs: number): Check => (o) => {
+const releasedPromptly = block('releasedPromptly', (slackMs: number): Check => (o) => {
 	if (o.installAtMs === null) return ['the key manager installed no SA'];
 	if (o.firstReplyMs === null) return ['no reply at all'];
 	const late = o.firstReplyMs - o.installAtMs;
 	return late <= slackMs ? [] : [`first reply ${Math.round(late)} ms after the SA was installed, expected within ${slackMs} ms`];
-};
+});
 
 /**
  * connect() ends with @errno ('' for success) shortly after the
  * installation: the SYN, or the RST answering it, was held rather than
  * dropped, so it does not wait for the 1 s retransmission.
  */
-const connectEndsAfterInstall = (slackMs: number, errno = ''): Check => (o) => {
+const connectEndsAfterInstall = block('connectEndsAfterInstall', (slackMs: number, errno: string = ''): Check => (o) => {
 	if (!o.connect || o.installAtMs === null) return ['no connect() or no SA installed'];
 	const out: string[] = [];
 	if ((o.connect.errno || '0') !== (errno || '0')) out.push(`connect() gave ${o.connect.errno || '0'}, expected ${errno || '0'}`);
 	if (o.connect.ms > o.installAtMs + slackMs) out.push(`connect() took ${Math.round(o.connect.ms)} ms, the SA was installed at ${Math.round(o.installAtMs)} ms`);
 	return out;
-};
+});
 
 /**
  * A blocking datagram connect() returns when the SA is installed, not at
  * once (part 2).  The probe connects first thing, so the call's duration
  * is also when it ended, to within the few ms socket() takes.
  */
-const connectWaitsForSa = (slackMs: number): Check => (o) => {
+const connectWaitsForSa = block('connectWaitsForSa', (slackMs: number): Check => (o) => {
 	if (!o.connect || o.installAtMs === null) return ['no connect() or no SA installed'];
 	const out = connectEndsAfterInstall(slackMs)(o);
 	if (o.connect.ms < o.installAtMs - 10) out.push(`connect() returned after ${Math.round(o.connect.ms)} ms, before the SA was installed at ${Math.round(o.installAtMs)} ms`);
 	return out;
-};
+});
 
 /** Every setsockopt() gave @errno ('' for success). */
-const sockoptsSay = (errno: string): Check => (o) => {
+const sockoptsSay = block('sockoptsSay', (errno: string): Check => (o) => {
 	if (!o.sockopts.length) return ['no setsockopt() recorded'];
 	const bad = o.sockopts.filter((x) => x.errno !== errno);
 	return bad.length ? [`setsockopt(${bad.map((b) => `${b.option}) gave ${b.errno || '0'}`).join(', ')}, expected ${errno || '0'}`] : [];
-};
+});
 
 /**
  * Where the series' socket option is unknown (ENOPROTOOPT: distro and
  * stock) @unknown applies; where it is known, @known applies whatever
  * net.core.xfrm_resolve says, as a socket's own choice overrides it.
  */
-const ifOptionKnown = (known: Check, unknown: Check): Check => (o) =>
-	o.sockopts.length > 0 && o.sockopts.every((x) => x.errno === 'ENOPROTOOPT') ? unknown(o) : all(sockoptsSay(''), known)(o);
+const ifOptionKnown = block('ifOptionKnown', (known: Check, unknown: Check): Check => (o) =>
+	o.sockopts.length > 0 && o.sockopts.every((x) => x.errno === 'ENOPROTOOPT') ? unknown(o) : all(sockoptsSay(''), known)(o));
 
 /** The first datagram, and perhaps more, got no echo: what stock does to a client that sends at once. */
-const firstLost: Check = (o) => (o.lostIds[0] === 1 ? [] : [`datagram 1 was echoed (lost: ${o.lostIds.length ? o.lostIds.join(', ') : 'none'}), expected it lost`]);
+const firstLost: Check = named('firstLost', (o) => (o.lostIds[0] === 1 ? [] : [`datagram 1 was echoed (lost: ${o.lostIds.length ? o.lostIds.join(', ') : 'none'}), expected it lost`]));
 
-const acquires = (n: number): Check => (o) => (o.acquires === n ? [] : [`${o.acquires} ACQUIREs, expected ${n}`]);
-const acquiresAtLeast = (n: number): Check => (o) => (o.acquires >= n ? [] : [`${o.acquires} ACQUIREs, expected at least ${n}`]);
+const acquires = block('acquires', (n: number): Check => (o) => (o.acquires === n ? [] : [`${o.acquires} ACQUIREs, expected ${n}`]));
+const acquiresAtLeast = block('acquiresAtLeast', (n: number): Check => (o) => (o.acquires >= n ? [] : [`${o.acquires} ACQUIREs, expected at least ${n}`]));
 
-/** The peer refused nothing for want of IPsec: no packet of the run left in clear. */
 /** The key manager died before its answer: no SA installed, and no SUMMARY, which it logs on any orderly exit. */
-const kmKilled: Check = (o) => [
+const kmKilled: Check = named('kmKilled', (o) => [
 	...(o.installs ? [`the key manager installed ${o.installs} SA(s) before it was killed`] : []),
 	...(o.kmLog.some((l) => /\bSUMMARY\b/.test(l)) ? ['the key manager exited in order (SUMMARY logged): it was not killed'] : []),
-];
-const nothingInClear: Check = (o) => (o.clearAtPeer === 0 ? [] : [`the peer dropped ${o.clearAtPeer} packet(s) that came in clear`]);
+]);
+/** The peer refused nothing for want of IPsec: no packet of the run left in clear. */
+const nothingInClear: Check = named('nothingInClear', (o) => (o.clearAtPeer === 0 ? [] : [`the peer dropped ${o.clearAtPeer} packet(s) that came in clear`]));
 
-const mostEchoed = (fraction: number): Check => (o) =>
-	o.sent > 0 && o.received >= o.sent * fraction ? [] : [`${o.received}/${o.sent} echoed, expected at least ${Math.round(fraction * 100)} %`];
+const mostEchoed = block('mostEchoed', (fraction: number): Check => (o) =>
+	o.sent > 0 && o.received >= o.sent * fraction ? [] : [`${o.received}/${o.sent} echoed, expected at least ${Math.round(fraction * 100)} %`]);
 
 /**
  * The key manager answers 50 ms after the ACQUIRE, as a fast IKE exchange

@@ -60,6 +60,8 @@ export interface CaseRun {
 	duringOutput: string[];
 	/** With strongSwan: each charon's log for this run, near side (the initiator) first. */
 	charonLogs?: Array<{ ns: string; log: string }>;
+	/** The case script's whole output, what caseRunOf() read: kept for recording (tests/fixtures/record-oracle.ts). */
+	guestOutput: string;
 }
 
 /** Who keys the topology: the test key manager (far side static, near side on ACQUIRE) or a charon on each side. */
@@ -161,6 +163,33 @@ export function parseXfrmStat(text: string): Record<string, number> {
 		if (m) out[m[1]!] = Number(m[2]);
 	}
 	return out;
+}
+
+/**
+ * A case run from its script's output (the `=== name` sections of Lab.run):
+ * pure, so that a recorded guest output replays through the same code
+ * (tests/unit/oracle.test.ts).  @shape: how many fault steps ran, and the
+ * namespaces of the charons, near side first (none with the test key manager).
+ */
+export function caseRunOf(stdout: string, shape: { during: number; charonNs?: readonly string[] }, stderr = ''): CaseRun {
+	const s = splitSections(stdout);
+	if (s.has('not-ready')) throw new LarvalError(`case set-up failed in the guest: ${s.get('not-ready')!.trim()}`, stderr);
+	const tapText = s.get('probe') ?? '';
+	const charonNs = shape.charonNs ?? [];
+	return {
+		tap: parseTap(tapText),
+		tapText,
+		probeStatus: Number(s.get('probe-status')?.trim() ?? NaN),
+		probeStderr: s.get('probe-stderr')?.trim() ?? '',
+		km: parseEventLog(s.get('km') ?? ''),
+		kmStderr: s.get('km-stderr')?.trim() ?? '',
+		echo: parseEventLog(s.get('echo') ?? ''),
+		xfrmStat: parseXfrmStat(s.get('xfrm-stat') ?? ''),
+		peerXfrmStat: counterDelta(parseXfrmStat(s.get('peer-xfrm-stat-before') ?? ''), parseXfrmStat(s.get('peer-xfrm-stat') ?? '')),
+		duringOutput: Array.from({ length: shape.during }, (_, i) => s.get(`during-${i}`)?.trim() ?? ''),
+		charonLogs: charonNs.length ? charonNs.map((ns, i) => ({ ns, log: s.get(`charon-${i}`) ?? '' })) : undefined,
+		guestOutput: stdout,
+	};
 }
 
 function echoServers(t: Topology): Array<{ name: string; args: string[] }> {
@@ -406,21 +435,6 @@ export class Lab {
 			...(opts.during ?? []).map((_, i) => `echo "=== during-${i}"; cat ${RUN_DIR}/during-${i}.out`),
 		].join('\n');
 		const r = await this.vm.exec(script, { timeoutMs });
-		const s = splitSections(r.stdout);
-		if (s.has('not-ready')) throw new LarvalError(`case set-up failed in the guest: ${s.get('not-ready')!.trim()}`, r.stderr);
-		const tapText = s.get('probe') ?? '';
-		return {
-			tap: parseTap(tapText),
-			tapText,
-			probeStatus: Number(s.get('probe-status')?.trim() ?? NaN),
-			probeStderr: s.get('probe-stderr')?.trim() ?? '',
-			km: parseEventLog(s.get('km') ?? ''),
-			kmStderr: s.get('km-stderr')?.trim() ?? '',
-			echo: parseEventLog(s.get('echo') ?? ''),
-			xfrmStat: parseXfrmStat(s.get('xfrm-stat') ?? ''),
-			peerXfrmStat: counterDelta(parseXfrmStat(s.get('peer-xfrm-stat-before') ?? ''), parseXfrmStat(s.get('peer-xfrm-stat') ?? '')),
-			duringOutput: (opts.during ?? []).map((_, i) => s.get(`during-${i}`)?.trim() ?? ''),
-			charonLogs: this.charons.length ? this.charons.map((c, i) => ({ ns: c.ns, log: s.get(`charon-${i}`) ?? '' })) : undefined,
-		};
+		return caseRunOf(r.stdout, { during: opts.during?.length ?? 0, charonNs: this.charons.map((c) => c.ns) }, r.stderr);
 	}
 }

@@ -6,7 +6,7 @@ import { bootGuest, type Guest, type GuestOptions, machineOf } from '../vm/guest
 import type { GuestMachine } from '../vm/machine.js';
 import { type ConsoleFinding } from '../vm/console-scan.js';
 import type { Case, Check, Mode } from './cases.js';
-import { kernelHasResolve, Lab, type LabKeying } from './lab.js';
+import { type CaseRun, kernelHasResolve, Lab, type LabKeying } from './lab.js';
 import { strongswanOverlay } from '../image/build.js';
 import { describeOutcome, type Outcome, outcomeOf } from './outcome.js';
 
@@ -40,6 +40,11 @@ export function cellText(c: CellResult): string {
 	const runs = c.outcomes.map(describeOutcome);
 	const same = runs.every((r) => r === runs[0]);
 	return same && runs.length > 1 ? `${runs[0]} (×${runs.length})` : runs.join(' | ');
+}
+
+/** One run of @c in @mode: the mode's sysctls, then the case's own. */
+export function runCaseOnce(lab: Lab, c: Case, mode: Mode): Promise<CaseRun> {
+	return lab.run(c.probe, c.km, { ...mode.sysctls, ...c.sysctls }, { fromServer: c.fromServer, during: c.during });
 }
 
 /**
@@ -120,7 +125,7 @@ export class KernelSession {
 			for (let i = 0; i < repeat; i++) {
 				const lab = await this.lab(c.topology);
 				Object.assign(cell, this.guestMachine);
-				const o = outcomeOf(await lab.run(c.probe, c.km, { ...mode.sysctls, ...c.sysctls }, { fromServer: c.fromServer, during: c.during }));
+				const o = outcomeOf(await runCaseOnce(lab, c, mode));
 				cell.outcomes.push(o);
 				cell.violations.push(check(o));
 				progress(`${this.kernel.name} ${c.id} [${mode.id}] run ${i + 1}/${repeat}: ${describeOutcome(o)}`);
