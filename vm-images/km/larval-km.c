@@ -134,6 +134,8 @@ static struct {
 	unsigned int nstates, untold;		/* untold: past ROUND_STATES */
 	uint64_t out_sent_ns;			/* first outbound install */
 	int out_err;
+	bool installed[MAX_KEYS];		/* outbound SAs in this round */
+	unsigned long duplicates;		/* ACQUIREs for one of those */
 } rnd;
 
 static int ctl_listen_fd = -1;	/* --control: the listening socket */
@@ -159,7 +161,9 @@ static void usage(FILE *f)
 "                        ACQUIREs are answered; 'END N' answers 'REPORT N\n"
 "                        acquires=.. states=.. max_per_state=.. acq4=..\n"
 "                        acq6=.. installs=.. errors=.. pending=.. stray=..\n"
-"                        out_sent_ns=.. out_err=.. seqs=FAMILY/SEQ:COUNT,..'\n"
+"                        duplicates=.. out_sent_ns=.. out_err=..\n"
+"                        seqs=FAMILY/SEQ:COUNT,..'; an ACQUIRE for an SA the\n"
+"                        round installed already is logged, not answered\n"
 "  --never               log ACQUIREs, never answer\n"
 "  --delete-after-ms N   delete both SAs N ms after installing them\n"
 "  --exit-after-first    exit at the first ACQUIRE without answering\n"
@@ -169,9 +173,9 @@ static void usage(FILE *f)
 "\n"
 "Once subscribed it logs 'READY <ns>' (also on stdout with --log).  Every\n"
 "other log line starts with CLOCK_MONOTONIC ns, then one of CONFIG,\n"
-"ACQUIRE, NOMATCH, NOREVERSE, ALLOCSPI, INSTALL, DELETE, EXPIRE,\n"
-"POLEXPIRE, SA, EVENT, OVERRUN, ERROR, ROUND, REPORT, SIGNAL, MAXRUNTIME,\n"
-"SUMMARY.\n"
+"ACQUIRE, NOMATCH, NOREVERSE, ALLOCSPI, INSTALL, DUPLICATE, DELETE,\n"
+"EXPIRE, POLEXPIRE, SA, EVENT, OVERRUN, ERROR, ROUND, REPORT, SIGNAL,\n"
+"MAXRUNTIME, SUMMARY.\n"
 "Exit 0 on SIGTERM/SIGINT/SIGHUP or max runtime, 2 on bad arguments,\n"
 "1 on internal failure.\n");
 }
@@ -562,8 +566,9 @@ static void log_sa_result(const char *what, const char *dir,
 	       *msg ? " msg=\"" : "", msg, *msg ? "\"" : "");
 }
 
-/* The outbound install of a round: what its report says about it. */
-static void round_note_install(bool out, uint64_t sent, int err)
+/* An install in a round: what its report says about it. */
+static void round_note_install(const struct key_entry *k, bool out,
+			       uint64_t sent, int err)
 {
 	if (!rnd.open)
 		return;
@@ -571,6 +576,8 @@ static void round_note_install(bool out, uint64_t sent, int err)
 		rnd.errors++;
 	else
 		rnd.installs++;
+	if (out && !err)
+		rnd.installed[k - keys] = true;
 	if (out && !rnd.out_sent_ns) {
 		rnd.out_sent_ns = sent;
 		rnd.out_err = err;
@@ -593,7 +600,7 @@ static uint64_t install_one(const struct key_entry *k, const char *dir,
 		log_sa_result("ALLOCSPI", dir, k, seq, acq, sent, t, err, msg);
 		if (err) {
 			cnt.errors++;
-			round_note_install(out, sent, err);
+			round_note_install(k, out, sent, err);
 			return t;
 		}
 		sent = tap_now_ns();
@@ -605,7 +612,7 @@ static uint64_t install_one(const struct key_entry *k, const char *dir,
 		cnt.errors++;
 	else
 		cnt.installs++;
-	round_note_install(out, sent, err);
+	round_note_install(k, out, sent, err);
 	return t;
 }
 
@@ -653,6 +660,18 @@ static void run_install(const struct job *j)
 {
 	uint64_t t;
 
+	/*
+	 * A second larval state for an SA the round installed already is
+	 * the kernel's to clean up: answering it (ALLOCSPI would make yet
+	 * another larval state when the first is gone) would hide that.
+	 */
+	if (rnd.open && rnd.installed[j->out]) {
+		log_at(tap_now_ns(), "DUPLICATE acq_seq=%u spi=0x%08x: this "
+		       "round's SA is in already, not answered", j->acq.seq,
+		       keys[j->out].spi);
+		rnd.duplicates++;
+		return;
+	}
 	if (j->in >= 0)
 		install_one(&keys[j->in], "in", 0, &j->acq, M_NEWSA);
 	t = install_one(&keys[j->out], "out", j->acq.seq, &j->acq, j->method);
@@ -805,10 +824,10 @@ static void ctl_end(unsigned long n)
 	snprintf(text, sizeof(text),
 		 "REPORT %lu acquires=%lu states=%u max_per_state=%u acq4=%u "
 		 "acq6=%u installs=%lu errors=%lu pending=%u stray=%lu "
-		 "out_sent_ns=%llu out_err=%s seqs=%s",
+		 "duplicates=%lu out_sent_ns=%llu out_err=%s seqs=%s",
 		 n, rnd.acquires, rnd.nstates + rnd.untold, max,
 		 rnd.acq_by_family[0], rnd.acq_by_family[1],
-		 rnd.installs, rnd.errors, pending, rnd.stray,
+		 rnd.installs, rnd.errors, pending, rnd.stray, rnd.duplicates,
 		 (unsigned long long)rnd.out_sent_ns,
 		 err_str(rnd.out_err), *seqs ? seqs : "-");
 	log_at(tap_now_ns(), "%s", text);

@@ -863,7 +863,7 @@ static int km_fd = -1;
 
 struct km_report {
 	unsigned long long acquires, states, max_per_state, acq[2];
-	unsigned long long installs, errors, pending, stray;
+	unsigned long long installs, errors, pending, stray, duplicates;
 	char out_err[16];
 	char seqs[160];
 };
@@ -954,6 +954,7 @@ static void km_end_round(unsigned long long n, struct km_report *r)
 	r->errors = field(a, "errors");
 	r->pending = field(a, "pending");
 	r->stray = field(a, "stray");
+	r->duplicates = field(a, "duplicates");
 	field_str(a, "out_err", r->out_err, sizeof(r->out_err));
 	field_str(a, "seqs", r->seqs, sizeof(r->seqs));
 }
@@ -1319,6 +1320,8 @@ static void report_round(const struct verdict *v, const struct stats *b,
 	tap_yaml_str("acquire_seqs", km->seqs);
 	tap_yaml_int("stray_acquires", km->stray);
 	tap_yaml_int("km_errors", km->errors);
+	/* second larval states of an SA in already: left to the kernel */
+	tap_yaml_int("km_duplicates", km->duplicates);
 	tap_yaml_int("larval_left", lc->left);
 	for (i = 0; i < NKINDS; i++) {
 		snprintf(name, sizeof(name), "lost_%s", kind_names[i]);
