@@ -40,10 +40,11 @@ run: kernels
 	$(LARVAL) run $(foreach k,$(KERNELS),--kernel $(k)) --json $(RESULTS)/run.json --junit $(RESULTS)/run.xml
 
 # Every test: unit tests of pure functions, then the suites that boot real
-# guests.  The JSON report is what .ci/run counts.
+# guests.  The JSON report is what .ci/run counts; junit.xml (vitest's own
+# writer) is for CI systems that render JUnit.
 test: kernels kernel-debug
 	@mkdir -p $(RESULTS)
-	npx vitest run --reporter=default --reporter=json --outputFile.json=$(RESULTS)/vitest.json
+	npx vitest run --reporter=default --reporter=json --outputFile.json=$(RESULTS)/vitest.json --reporter=junit --outputFile.junit=$(RESULTS)/junit.xml
 
 test-unit: build
 	npx vitest run --project unit

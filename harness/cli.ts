@@ -24,6 +24,7 @@ import { renderBenchReport } from './suite/bench-report.js';
 import { benchFigures } from './report/bench-figures.js';
 import { compareFigures, DEFAULT_TOLERANCE_PCT, figuresOfJson, renderComparison } from './report/bench-compare.js';
 import { renderJunit, renderMachines, renderTable } from './report/table.js';
+import { renderKtap } from './report/ktap.js';
 import { hostToolsOverlay, strongswanOverlay } from './image/build.js';
 import { parseKeyManager, parseResolve, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
 import { renderFuzzCounts, runFuzz } from './suite/fuzz.js';
@@ -219,13 +220,13 @@ function readInput(path: string, what: string): string {
 	return readFileSync(path, 'utf8');
 }
 
-function printCell(c: CellResult): void {
+function printCell(c: CellResult, say: (line: string) => void = console.log): void {
 	const ok = cellPassed(c);
-	console.log(`${ok ? 'ok  ' : 'FAIL'} ${c.kernel} ${c.caseId} [${c.mode}]: ${cellText(c)}`);
+	say(`${ok ? 'ok  ' : 'FAIL'} ${c.kernel} ${c.caseId} [${c.mode}]: ${cellText(c)}`);
 	if (!ok) {
-		for (const [i, v] of c.violations.entries()) if (v.length) console.log(`     run ${i + 1}: ${v.join('; ')}`);
-		for (const f of c.findings) console.log(`     console: ${f.kind} at line ${f.line}: ${f.text}`);
-		if (c.error) console.log(`     ${c.error.split('\n').join('\n     ')}`);
+		for (const [i, v] of c.violations.entries()) if (v.length) say(`     run ${i + 1}: ${v.join('; ')}`);
+		for (const f of c.findings) say(`     console: ${f.kind} at line ${f.line}: ${f.text}`);
+		if (c.error) say(`     ${c.error.split('\n').join('\n     ')}`);
 	}
 }
 
@@ -269,9 +270,13 @@ async function cmdRun(args: ParsedArgs): Promise<number> {
 	const repeat = repeatOf(args, '3');
 	const { cpus } = machineOptions(args);
 	const started = Date.now();
-	const cells = await runMatrix({ kernels, cases, repeat, cpus, onCell: printCell });
-	console.log(`\n${renderTable(cells, kernels)}\n\n${renderMachines(cells, kernels)}\n`);
-	console.log(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; ${Math.round((Date.now() - started) / 1000)} s`);
+	// --ktap: stdout carries KTAP alone, for kernel CI systems; what is printed for a person goes to stderr.
+	const ktap = args.flags.has('ktap');
+	const say = ktap ? console.error : console.log;
+	const cells = await runMatrix({ kernels, cases, repeat, cpus, onCell: (c) => printCell(c, say) });
+	say(`\n${renderTable(cells, kernels)}\n\n${renderMachines(cells, kernels)}\n`);
+	say(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; ${Math.round((Date.now() - started) / 1000)} s`);
+	if (ktap) process.stdout.write(renderKtap(cells, kernels));
 	writeReport(single(args, 'json'), JSON.stringify({ kernels, repeat, cpus, cells }, (_, v) => (typeof v === 'bigint' ? String(v) : v), '\t'));
 	writeReport(single(args, 'junit'), renderJunit(cells));
 	return cells.every(cellPassed) ? EXIT.ok : EXIT.failed;
@@ -422,10 +427,11 @@ const COMMANDS: Record<string, Command> = {
 		run: cmdRepro,
 	},
 	run: {
-		usage: `run [--kernel K ...] [--filter PATTERN] [--repeat N] [--cpus N] [--json FILE] [--junit FILE]
+		usage: `run [--kernel K ...] [--filter PATTERN] [--repeat N] [--cpus N] [--json FILE] [--junit FILE] [--ktap]
       Run the semantics matrix on each kernel (default: distro stock patched)
-      and print one table: a row per case and mode, a column per kernel.`,
-		options: { kernel: values, filter: value, repeat: value, json: value, junit: value, ...MACHINE_OPTIONS },
+      and print one table: a row per case and mode, a column per kernel.
+      --ktap: KTAP on stdout instead (a subtest per kernel), the rest on stderr.`,
+		options: { kernel: values, filter: value, repeat: value, json: value, junit: value, ktap: flag, ...MACHINE_OPTIONS },
 		notes: [MACHINE_HELP, KERNEL_HELP],
 		run: cmdRun,
 	},

@@ -18,6 +18,10 @@ packages=(
 	iputils-ping
 	# pgrep: the tests and .ci/run check that no QEMU outlived them
 	procps
+	# setpriv --pdeathsig: a killed harness takes its QEMUs with it (util-linux is essential; named for clarity)
+	util-linux
+	# xmllint: tests/unit/report.test.ts parses larval run's JUnit with a strict XML parser
+	libxml2-utils
 	# guest programs are linked statically against glibc
 	libc6-dev
 	# --km strongswan: charon, swanctl and the plugins copied into the guest

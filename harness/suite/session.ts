@@ -21,6 +21,8 @@ export interface CellResult extends GuestMachine {
 	/** Set when the case could not run: guest died, timed out, set-up failed. */
 	error?: string;
 	findings: ConsoleFinding[];
+	/** How long the cell took, its runs with what they set up (a guest, a lab), in ms. */
+	ms?: number;
 }
 
 /** The debug flavour (KASAN, lockdep, kmemleak) runs about ten times slower under TCG. */
@@ -111,6 +113,7 @@ export class KernelSession {
 	/** Runs a case `repeat` times in one mode and checks each run. */
 	async runCell(c: Case, mode: Mode, check: Check, repeat: number): Promise<CellResult> {
 		positiveCount(repeat, 'the repeat count');
+		const started = performance.now();
 		const cell: CellResult = {
 			kernel: this.kernel.name,
 			release: this.kernel.release,
@@ -135,6 +138,7 @@ export class KernelSession {
 			progress(`${this.kernel.name} ${c.id} [${mode.id}]: ${cell.error.split('\n')[0]}`);
 		}
 		cell.findings = this.newFindings();
+		cell.ms = performance.now() - started;
 		return cell;
 	}
 
