@@ -46,3 +46,26 @@ export async function runNetKselftest(vm: Vm, srcDir: string, script: string, op
 	const r = await vm.exec(`cd ${guestBase}/net && bash ./${shellJoin([script])}`, { timeoutMs });
 	return { status: r.code, tap: parseTap(r.stdout), output: `${r.stdout}${r.stderr}` };
 }
+
+/**
+ * What makes a kselftest run fail besides a `not ok`: a plan of 0 (the
+ * script skipped everything, `1..0 # SKIP`), no plan or fewer results
+ * than planned (it died early), a bail-out, a non-zero status, and any SKIP
+ * not in @expectedSkips (ktap_finished() counts a skip as a pass).
+ */
+export function kselftestViolations(r: KselftestResult, expectedSkips: readonly string[] = []): string[] {
+	const out: string[] = [];
+	const { tap } = r;
+	if (tap.planned === null) out.push('no KTAP plan: the test died before it said how many tests it runs');
+	else if (tap.planned === 0) {
+		const why = /^1\.\.0 # (SKIP.*)$/m.exec(r.output)?.[1];
+		out.push(`a plan of 0: it ran nothing${why ? ` (${why})` : ''}`);
+	} else if (tap.points.length < tap.planned) out.push(`${tap.points.length} of ${tap.planned} planned results: it died early`);
+	if (tap.bailout !== null) out.push(`bailed out: ${tap.bailout}`);
+	for (const p of tap.points) {
+		if (!p.ok) out.push(`not ok ${p.id} ${p.name}`);
+		else if (p.skip !== false && !expectedSkips.includes(p.name)) out.push(`skipped: ${p.id} ${p.name}${p.skip ? ` (${p.skip})` : ''}`);
+	}
+	if (r.status !== 0) out.push(`exited with status ${r.status ?? 'none (killed)'}`);
+	return out;
+}

@@ -4,7 +4,7 @@ import { CASES, RESOLVE_1 } from '../../harness/suite/cases.js';
 import { cellsOf } from '../../harness/suite/plan.js';
 import { KernelSession } from '../../harness/suite/session.js';
 import { expectCellAsExpected } from './expect-cell.js';
-import { runNetKselftest } from '../../harness/suite/kselftest.js';
+import { kselftestViolations, runNetKselftest } from '../../harness/suite/kselftest.js';
 import { bootGuest } from '../../harness/vm/guest.js';
 import { repeatFor } from './repeat.js';
 
@@ -35,11 +35,9 @@ describe('semantics on patched', () => {
 		const guest = await bootGuest(kernel);
 		try {
 			const r = await runNetKselftest(guest.vm, kernel.srcDir!, 'xfrm_resolve.sh', { helpers: ['xfrm_resolve_sock'] });
-			const failed = r.tap.points.filter((p) => !p.ok).map((p) => p.name);
-			expect(failed, r.output).toEqual([]);
+			// A `not ok`, a SKIP, a plan of 0, no plan, an early death or a non-zero status.
+			expect(kselftestViolations(r), r.output).toEqual([]);
 			expect(r.tap.points.length, r.output).toBeGreaterThanOrEqual(40);
-			expect(r.tap.complete, r.output).toBe(true);
-			expect(r.status, r.output).toBe(0);
 		} finally {
 			await guest.vm.stop();
 		}
