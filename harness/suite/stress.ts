@@ -58,6 +58,8 @@ export interface StressResult extends GuestMachine, ProgramRun {
 	resolve: 0 | 1 | null;
 	/** kernel.hung_task_timeout_secs as armed, or null when the kernel has no hung-task detector. */
 	hungTaskTimeoutS: number | null;
+	/** What larval-wire set to make the veth pair FIFO ("a0 tso off", "b0 gro on"). */
+	wire: string;
 	bootMs: number;
 	/** From starting larval-stress to its output in hand (or giving up on it). */
 	stressMs: number;
@@ -109,6 +111,7 @@ function startScript(lab: Lab, cmd: readonly string[], sysctls: Record<string, n
 		armHungTask(hungTaskS),
 		...lab.nearResetSteps(),
 		...sysctlSteps(near, sysctls),
+		...fifoWire(near, far),
 		...echoes.map((e) => background(far, e.args, `${STRESS_DIR}/${e.name}.log.err`)),
 		...echoes.map((e) => waitForReady(`${STRESS_DIR}/${e.name}.log`, `${e.name} did not start`)),
 		background(near, stressKmCommand(`${RUN_DIR}/keys-${lab.topo.name}`, OUT.km), `${OUT.km}.err`),
@@ -117,6 +120,27 @@ function startScript(lab: Lab, cmd: readonly string[], sysctls: Record<string, n
 		`ip netns exec ${near} setsid sh -c ${shellJoin([`${shellJoin(cmd)} >${OUT.tap} 2>${OUT.err}; echo $? >${OUT.status}`])} </dev/null >/dev/null 2>&1 &`,
 		'echo "=== started"',
 	].join('\n');
+}
+
+/** The one veth of namespace @ns (the transport topology's link), as a shell expression. */
+function vethOf(ns: string): string {
+	return `$(ip -n ${ns} -o link show type veth | sed -n 's/^[0-9]*: *\\([^@:]*\\).*/\\1/p' | head -n 1)`;
+}
+
+/**
+ * A veth pair delivers what several CPUs send in whatever order the
+ * receiving CPUs' backlogs get to it: GRO on at the far end puts every
+ * packet on one NAPI ring in the order the near end sent it, TSO off at the
+ * near end lets every packet on it (larval-wire.c).  Arrival order at the
+ * far end is then the near kernel's sending order, which is what the
+ * stress judges.
+ */
+function fifoWire(near: string, far: string): string[] {
+	return [
+		`ip netns exec ${near} larval-wire --dev ${vethOf(near)} --tso off >${STRESS_DIR}/wire.out 2>&1 || { echo "=== not-ready"; cat ${STRESS_DIR}/wire.out; exit 96; }`,
+		`ip netns exec ${far} larval-wire --dev ${vethOf(far)} --gro on >>${STRESS_DIR}/wire.out 2>&1 || { echo "=== not-ready"; cat ${STRESS_DIR}/wire.out; exit 96; }`,
+		`echo "=== wire"; cat ${STRESS_DIR}/wire.out`,
+	];
 }
 
 interface Watched {
@@ -177,9 +201,10 @@ function keepArtifacts(r: StressResult, diagnosis: string): string {
 
 /**
  * Boots @opts.kernel with @opts.cpus vCPUs, builds the transport topology
- * and runs larval-stress in its near namespace against the test key
- * manager (rounds through its control socket) and the far side's order
- * echoes, with the hung-task detector armed.  Then reads the console for
+ * (its veth pair made FIFO) and runs larval-stress in its near namespace
+ * against the test key manager (rounds through its control socket) and
+ * the far side's order echoes, with the hung-task detector armed.  Then
+ * reads the console for
  * splats.  A failed run keeps its TAP, the key manager's log and the
  * console under results/stress/ and names its first failed round and the
  * command that reruns it from there.
@@ -204,6 +229,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
 		minutes: opts.minutes ?? null,
 		resolve: null,
 		hungTaskTimeoutS: null,
+		wire: '',
 		bootMs: Math.round(vm.bootMs),
 		stressMs: 0,
 		report: null,
@@ -248,6 +274,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
 		const s = splitSections(start.stdout);
 		if (s.has('not-ready') || !s.has('started')) throw new LarvalError(`setting up the stress failed: ${s.get('not-ready')?.trim() ?? `status ${start.code}`}`, `${start.stdout}${start.stderr}`);
 		result.hungTaskTimeoutS = s.has('hung-task') ? Number(s.get('hung-task')!.trim()) : null;
+		result.wire = s.get('wire')?.trim() ?? '';
 		progress(`${kernel.name}${timeScale > 1 ? ` (${result.config})` : ''}, ${cpus} vCPUs: ${shellJoin(cmd)}`);
 		const started = performance.now();
 		try {
