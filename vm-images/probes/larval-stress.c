@@ -83,6 +83,10 @@ static const char *const kind_names[NKINDS] = {
 
 /* Where a blocking sender sleeps. */
 enum block_way { B_CONNECT, B_SEND, B_SENDTO, NWAYS };
+/* As messages name a worker's kind: a blocking one with where it sleeps. */
+static const char *const block_kind_names[NWAYS] = {
+	"block/connect", "block/send", "block/sendto",
+};
 
 /* The assertions, each a TAP point at the end; a round fails any of them. */
 enum check { C_HELD, C_WAIT, C_LARVAL, C_ACQUIRE, C_STATES, C_ASLEEP,
@@ -246,6 +250,12 @@ struct worker {
 };
 
 static struct worker workers[MAX_WORKERS];
+
+static const char *kind_of(const struct worker *w)
+{
+	return w->kind == K_BLOCK ? block_kind_names[w->plan.way] :
+	       kind_names[w->kind];
+}
 static pthread_barrier_t prepare_bar, go_bar;
 static atomic_bool quitting;
 
@@ -998,7 +1008,7 @@ static void catch_asleep(struct worker *w, uint64_t base, bool no_install,
 static __attribute__((noreturn)) void bail_stuck(const struct worker *w)
 {
 	tap_diag("worker %u (%s, cpu %d) still in %s %.0f ms after it was "
-		 "signalled; wchan %s", w->index, kind_names[w->kind], w->cpu,
+		 "signalled; wchan %s", w->index, kind_of(w), w->cpu,
 		 w->asleep_call, tap_ns_to_ms(tap_now_ns() - w->signalled_ns),
 		 w->wchan);
 	tap_diag("kernel stack: %s", w->stack);
@@ -1103,7 +1113,7 @@ static void arrivals(const struct worker *w, char *out, size_t n)
 }
 
 struct round_totals {
-	unsigned int lost[NKINDS], sent[NKINDS];
+	unsigned int lost[NKINDS], sent[NKINDS], reordered_by[NKINDS];
 	unsigned int send_errors, wait_errors, spurious, timeouts;
 	unsigned int reordered, tcp_mismatch, asleep, foreign;
 	const struct worker *first_reorder, *first_wait_err, *first_send_err;
@@ -1133,6 +1143,7 @@ static void sum_workers(struct round_totals *t)
 		if (r->reordered && !t->reordered)
 			t->first_reorder = w;
 		t->reordered += r->reordered;
+		t->reordered_by[w->kind] += r->reordered;
 		t->tcp_mismatch += r->tcp_mismatch;
 		t->asleep += w->asleep;
 		t->foreign += r->foreign + r->dups;
@@ -1157,7 +1168,7 @@ static void judge_packets(const struct round_totals *t,
 		flag(v, C_HELD, "%u sends failed (first: %s, %s worker %u)",
 		     t->send_errors,
 		     errno_name(t->first_send_err->res.send_err),
-		     kind_names[t->first_send_err->kind],
+		     kind_of(t->first_send_err),
 		     t->first_send_err->index);
 	if ((d = stat_delta(b, a, S_XfrmOutLarvalFailed)))
 		flag(v, C_HELD, "XfrmOutLarvalFailed +%lld", d);
@@ -1174,9 +1185,11 @@ static void judge_packets(const struct round_totals *t,
 
 		arrivals(t->first_reorder, arr, sizeof(arr));
 		flag(v, C_ORDER, "%u datagrams arrived after a later one of "
-		     "their flow (first: %s worker %u, arrival places %s)",
-		     t->reordered, kind_names[t->first_reorder->kind],
-		     t->first_reorder->index, arr);
+		     "their flow (held %u, block %u, poll %u, epoll %u; first: "
+		     "%s worker %u, arrival places %s)", t->reordered,
+		     t->reordered_by[K_HELD], t->reordered_by[K_BLOCK],
+		     t->reordered_by[K_POLL], t->reordered_by[K_EPOLL],
+		     kind_of(t->first_reorder), t->first_reorder->index, arr);
 	}
 	if (t->tcp_mismatch)
 		flag(v, C_ORDER, "%u TCP connections echoed other bytes than "
@@ -1193,7 +1206,7 @@ static void judge_waits(const struct round_totals *t, const struct stats *b,
 		flag(v, C_WAIT, "%u calls failed (first: %s %s, %s worker %u)",
 		     t->wait_errors, t->first_wait_err->res.wait_call,
 		     errno_name(t->first_wait_err->res.wait_err),
-		     kind_names[t->first_wait_err->kind],
+		     kind_of(t->first_wait_err),
 		     t->first_wait_err->index);
 	if (t->spurious)
 		flag(v, C_WAIT, "%u sends said EAGAIN after POLLOUT",
@@ -1213,7 +1226,7 @@ static void judge_waits(const struct round_totals *t, const struct stats *b,
 		/* a lost wake-up sleeps until the signal; a slow one returns */
 		flag(v, C_ASLEEP, "%s worker %u (cpu %d, IPv%d) in %s %.0f ms "
 		     "after %s, wchan %s, %s %.0f ms after it",
-		     kind_names[w->kind], w->index, w->cpu,
+		     kind_of(w), w->index, w->cpu,
 		     w->plan.fam ? 6 : 4, w->asleep_call, w->asleep_ms,
 		     w->no_install ? "the round's start, no SA installed" :
 		     "the install", *w->wchan ? w->wchan : "?",
