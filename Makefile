@@ -8,7 +8,7 @@ RESULTS ?= results
 LARVAL_CPUS ?= 2
 export LARVAL_CPUS
 
-.PHONY: all deps npm build kernels kernel-debug run test test-unit test-vm check bench check-series clean
+.PHONY: all deps npm build kernels kernel-debug kernel-race run test test-full test-unit test-vm check bench check-series stress clean
 
 all: build
 
@@ -35,16 +35,30 @@ kernels: deps build
 kernel-debug: deps build
 	$(LARVAL) build --kernel patched --config debug
 
+# The race flavour (KCSAN, lockdep; ~13 min cold), for the full tier and
+# `make stress CONFIG=race`.
+kernel-race: deps build
+	$(LARVAL) build --kernel patched --config race
+
 # The main job: build, boot, run the semantics matrix, print the table.
 run: kernels
 	$(LARVAL) run $(foreach k,$(KERNELS),--kernel $(k)) --json $(RESULTS)/run.json --junit $(RESULTS)/run.xml
 
 # Every test: unit tests of pure functions, then the suites that boot real
-# guests.  The JSON report is what .ci/run counts; junit.xml (vitest's own
-# writer) is for CI systems that render JUnit.
+# guests, in the ci tier (tests/vm/repeat.ts: sized for CI's budget on a
+# fresh 2-core machine).  The JSON report is what .ci/run counts;
+# junit.xml (vitest's own writer) is for CI systems that render JUnit.
+VITEST_REPORTS = --reporter=default --reporter=json --outputFile.json=$(RESULTS)/vitest.json --reporter=junit --outputFile.junit=$(RESULTS)/junit.xml
 test: kernels kernel-debug
 	@mkdir -p $(RESULTS)
-	npx vitest run --reporter=default --reporter=json --outputFile.json=$(RESULTS)/vitest.json --reporter=junit --outputFile.junit=$(RESULTS)/junit.xml
+	LARVAL_TIER=ci npx vitest run $(VITEST_REPORTS)
+
+# The same suites at full size: the series' rows 3 times, the stock matrix
+# on Debian's kernel too, strongSwan on all three kernels, the stress on the
+# race flavour (KCSAN) as well.
+test-full: kernels kernel-debug kernel-race
+	@mkdir -p $(RESULTS)
+	LARVAL_TIER=full npx vitest run $(VITEST_REPORTS)
 
 test-unit: build
 	npx vitest run --project unit
@@ -70,6 +84,14 @@ BENCH_BASELINE ?= tests/fixtures/bench-baseline.json
 BENCH_TOLERANCE ?= 50
 bench: kernels
 	$(LARVAL) bench --kernel stock --kernel patched --json $(RESULTS)/bench.json --compare $(BENCH_BASELINE) --tolerance $(BENCH_TOLERANCE)
+
+# The concurrency stress: 10,000 rounds on 4 vCPUs, patched,
+# xfrm_resolve=1 (`make stress CONFIG=race ROUNDS=1000 SEED=3`).
+ROUNDS ?= 10000
+STRESS_CPUS ?= 4
+CONFIG ?= base
+stress: kernels $(if $(filter race,$(CONFIG)),kernel-race) $(if $(filter debug,$(CONFIG)),kernel-debug)
+	$(LARVAL) stress --kernel patched --config $(CONFIG) --cpus $(STRESS_CPUS) --rounds $(ROUNDS) $(if $(SEED),--seed $(SEED)) --json $(RESULTS)/stress.json
 
 # The fuzzer on the debug kernel: `make fuzz MINUTES=30 SEED=42`.
 MINUTES ?= 10
