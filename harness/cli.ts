@@ -29,6 +29,7 @@ import { hostToolsOverlay, strongswanOverlay } from './image/build.js';
 import { parseKeyManager, parseResolve, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
 import { renderFuzzCounts, runFuzz } from './suite/fuzz.js';
 import { parseSeed } from './suite/fuzz-plan.js';
+import { describeStress, runStress } from './suite/stress.js';
 import { randomInt } from 'node:crypto';
 
 // ---- shared options and their help ----------------------------------------
@@ -383,6 +384,33 @@ async function cmdFuzz(args: ParsedArgs): Promise<number> {
 	return EXIT.failed;
 }
 
+async function cmdStress(args: ParsedArgs): Promise<number> {
+	const seedArg = single(args, 'seed');
+	const seed = seedArg === undefined ? randomInt(2 ** 31) : parseSeed(seedArg);
+	const rounds = wholeNumber(single(args, 'rounds') ?? '10000', '--rounds');
+	const firstRound = wholeNumber(single(args, 'first-round') ?? '0', '--first-round', { min: 0 });
+	const minutesArg = single(args, 'minutes');
+	const minutes = minutesArg === undefined ? undefined : positiveNumber(minutesArg, '--minutes');
+	const resolveArg = single(args, 'resolve');
+	const resolve = resolveArg === undefined ? undefined : parseResolve(resolveArg);
+	// the stress puts workers on every vCPU: 4 unless told
+	const cpus = single(args, 'cpus') === undefined ? 4 : machineOptions(args).cpus;
+	const [spec = 'patched'] = kernelSpecs(args, ['patched']);
+	const kernel = await resolveKernel(spec, { config: single(args, 'config') ?? 'base' });
+	console.log(`seed ${seed}`);
+	const r = await runStress({ kernel, cpus, seed, rounds, firstRound, minutes, resolve });
+	console.log(describeStress(r));
+	for (const f of r.findings) console.log(`\n${f.kind} at console line ${f.line}:\n${f.report}`);
+	writeReport(single(args, 'json'), JSON.stringify(r, null, '\t'));
+	if (!r.problems.length) {
+		console.log(`clean; rerun with: ${r.rerun}`);
+		return EXIT.ok;
+	}
+	console.log(`\nFAIL\n${r.problems.join('\n')}`);
+	if (r.artifacts) console.log(`kept: ${r.artifacts}`);
+	return EXIT.failed;
+}
+
 // ---- the command table: one entry per command -------------------------------
 
 interface Command extends ArgsSpec {
@@ -469,6 +497,23 @@ const COMMANDS: Record<string, Command> = {
 		options: { from: value, to: value, json: value, 'no-build': flag, 'no-boot': flag, ...MACHINE_OPTIONS },
 		notes: [MACHINE_HELP],
 		run: cmdCheckSeries,
+	},
+	stress: {
+		usage: `stress [--kernel K] [--config FLAVOUR] [--cpus N] [--rounds R] [--seed S] [--first-round F]
+        [--minutes M] [--resolve 0|1] [--json FILE]
+      Boot K (default patched; --config race for KCSAN, debug for KASAN)
+      on N vCPUs (default 4) and run larval-stress for R rounds (default
+      10,000; or until M minutes have passed): each round flushes the near
+      side's SAs and starts, on every CPU at once, non-blocking sendto()
+      streams, blocking senders without SO_SNDTIMEO, pollers, epoll waiters
+      and TCP connects, while the key manager installs after 0-50 ms (some
+      rounds by ALLOCSPI + UPDSA).  Per round: no held packet or wait
+      failed, no larval state left, one ACQUIRE per larval state, no sender
+      asleep 1 s after the install, order kept per flow, a clean console.
+      Exits 1 naming the first failed round and the command that reruns it.`,
+		options: { kernel: value, config: value, seed: value, rounds: value, 'first-round': value, minutes: value, resolve: value, json: value, ...MACHINE_OPTIONS },
+		notes: [MACHINE_HELP, KERNEL_HELP],
+		run: cmdStress,
 	},
 	fuzz: {
 		usage: `fuzz [--kernel K] [--config FLAVOUR] [--seed S] [--minutes M] [--cpus N] [--json FILE]
