@@ -128,6 +128,11 @@ const pollFailsWith = block('pollFailsWith', (errno: string, minMs: number, maxM
 const pollBeforeSendSays = block('pollBeforeSendSays', (flag: string): Check => (o) =>
 	o.pollBeforeSend?.revents.includes(flag) ? [] : [`poll() right after connect gave ${o.pollBeforeSend?.revents || 'nothing'}, expected ${flag}`]);
 
+const soErrorAfterReconnect = block('soErrorAfterReconnect', (expected: string): Check => (o) =>
+	o.soErrorAfter === undefined
+		? ['no SO_ERROR after the reconnect recorded']
+		: o.soErrorAfter === expected ? [] : [`SO_ERROR after connecting elsewhere: ${o.soErrorAfter || 'none'}, expected ${expected || 'none'}`]);
+
 const pollBeforeSendLacks = block('pollBeforeSendLacks', (flag: string): Check => (o) => {
 	if (!o.pollBeforeSend) return ['no poll() right after connect recorded'];
 	return o.pollBeforeSend.revents.includes(flag) ? [`poll() right after connect gave ${o.pollBeforeSend.revents}, expected no ${flag}`] : [];
@@ -685,6 +690,18 @@ export const CASES: readonly Case[] = [
 		// blocking call): connect() returns 0 when the SA is installed, and the sends after it find the descriptor closed.
 		resolved: all(probeRan, connectReturns('', 900, 1600), everySendFails('EBADF', 0, 100), acquires(1)),
 	},
+	...([4, 6] as const).map((family): Case => ({
+		id: family === 4 ? 'udp-stale-waiter' : 'udp6-stale-waiter',
+		title: `a non-blocking UDP socket over IPv${family} polls a peer whose SA is being acquired, then connects to loopback; the acquire expires after 1 s: nothing reaches the socket`,
+		topology: 'transport',
+		probe: { family, proto: 'udp', mode: 'nonblock', count: 0, pollBeforeSend: true, reconnectWaitMs: 2000, timeoutMs: 3000 },
+		km: { never: true },
+		sysctls: { 'net.core.xfrm_acq_expires': 1 },
+		stock: { 'larval_drop=1': all(probeRan, pollBeforeSendSays('POLLOUT'), soErrorAfterReconnect('')) },
+		// 0012: the poll registered the socket (POLLOUT withheld), and the failure of the acquire it no longer waits on
+		// must not set its sk_err (the series up to 0011 left EHOSTUNREACH there).
+		resolved: all(probeRan, pollBeforeSendLacks('POLLOUT'), soErrorAfterReconnect('')),
+	})),
 	{
 		id: 'glibc-resolver',
 		title: "glibc's resolver (res_nquery, non-blocking connect + poll + send) asks a name server behind the policy: the first query is lost and the answer waits for the 2 s retry",

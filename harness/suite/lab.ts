@@ -35,6 +35,8 @@ export interface ProbeSpec {
 	closeAfterMs?: number;
 	noConnect?: boolean;
 	pollBeforeSend?: boolean;
+	/** After the poll, connect() to loopback (no policy) and read SO_ERROR this long after. */
+	reconnectWaitMs?: number;
 	waitPollout?: boolean;
 	sockopts?: readonly string[];
 	/**
@@ -121,6 +123,7 @@ export function probeArgs(peer: string, p: ProbeSpec): string[] {
 	if (p.noConnect) args.push('--no-connect');
 	if (p.pollBeforeSend) args.push('--poll-before-send');
 	if (p.waitPollout) args.push('--wait-pollout');
+	if (p.reconnectWaitMs !== undefined) args.push('--reconnect', p.family === 4 ? '127.0.0.1' : '::1', '--reconnect-wait-ms', String(p.reconnectWaitMs));
 	for (const s of p.sockopts ?? []) args.push('--sockopt', s);
 	return args;
 }

@@ -20,6 +20,8 @@ export interface Outcome {
 	connectAgain?: CallOutcome;
 	pollConnect?: { revents: string; waitedMs: number; soError: string };
 	pollBeforeSend?: { revents: string };
+	/** SO_ERROR (errno name, '' for none) after the socket connected elsewhere and waited (--reconnect). */
+	soErrorAfter?: string;
 	sends: CallOutcome[];
 	sent: number;
 	received: number;
@@ -75,6 +77,7 @@ export function outcomeOf(run: CaseRun): Outcome {
 	for (const p of run.tap.points) if (!p.ok) problems.push(`probe step "${p.name}" not ok`);
 	const poll = byName('poll_connect') ?? byName('wait_pollout');
 	const before = byName('poll_before_send');
+	const soAfter = byName('so_error_after');
 	const recv = byName('recv')?.diag ?? {};
 	const summary = byName('summary')?.diag ?? {};
 	const probeStart = summary.probe_start_ns ?? recv.probe_start_ns;
@@ -91,6 +94,7 @@ export function outcomeOf(run: CaseRun): Outcome {
 			? { revents: str(poll.diag.revents), waitedMs: num(poll.diag.waited_ms), soError: str(poll.diag.so_error_name ?? poll.diag.socket_error_name) }
 			: undefined,
 		pollBeforeSend: before ? { revents: str(before.diag.revents) } : undefined,
+		soErrorAfter: soAfter ? str(soAfter.diag.so_error_name) : undefined,
 		sends: run.tap.points.filter((p) => /^send \d+$/.test(p.name)).map((p) => call(p)!),
 		sent: num(recv.sent, 0),
 		received: num(recv.received, 0),
@@ -126,6 +130,7 @@ export function describeOutcome(o: Outcome): string {
 		}
 	}
 	if (o.pollBeforeSend) parts.push(`poll ${o.pollBeforeSend.revents || '0'}`);
+	if (o.soErrorAfter !== undefined) parts.push(`SO_ERROR ${o.soErrorAfter || 0} after connecting elsewhere`);
 	const failed = new Map<string, number>();
 	for (const s of o.sends) if (s.errno) failed.set(s.errno, (failed.get(s.errno) ?? 0) + 1);
 	if (failed.size) parts.push([...failed].map(([e, n]) => `${e}×${n}`).join(' '));
