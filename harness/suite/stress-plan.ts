@@ -54,6 +54,8 @@ export interface StressArgs {
 	replyWaitMs: number;
 	roundBoundS: number;
 	progressEvery: number;
+	/** The rig's own check: an SA once installed stays, so only a family's first round acquires. */
+	keyed?: boolean;
 }
 
 export function stressCommand(a: StressArgs): string[] {
@@ -66,6 +68,7 @@ export function stressCommand(a: StressArgs): string[] {
 		'--round-bound-s', String(a.roundBoundS), '--progress', String(a.progressEvery),
 	];
 	for (const k of WORKER_KINDS) if (a.perCpu?.[k] !== undefined) args.push(`--${k}`, String(a.perCpu[k]));
+	if (a.keyed) args.push('--keyed');
 	return args;
 }
 
@@ -96,6 +99,7 @@ export interface RerunSpec {
 	rounds: number;
 	minutes?: number;
 	resolve?: 0 | 1;
+	keyed?: boolean;
 }
 
 /**
@@ -110,6 +114,7 @@ export function stressRerunCommand(s: RerunSpec): string {
 		'--first-round', String(s.firstRound), '--rounds', String(s.rounds),
 		...(s.minutes !== undefined ? ['--minutes', String(s.minutes)] : []),
 		...(s.resolve !== undefined ? ['--resolve', String(s.resolve)] : []),
+		...(s.keyed ? ['--keyed'] : []),
 	]);
 }
 

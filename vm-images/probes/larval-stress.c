@@ -122,6 +122,7 @@ static struct {
 	long max_failures;
 	long progress;
 	long round_bound_s;
+	bool keyed;
 } opt = {
 	.port = 7001,
 	.tcp_port = 7001,
@@ -144,6 +145,7 @@ struct round_plan {
 	unsigned int delay_ms;
 	bool updsa;
 	unsigned int families;		/* bit 0: IPv4, bit 1: IPv6 */
+	unsigned int due;		/* of those, the ones due an ACQUIRE */
 	unsigned int held_count;	/* datagrams per held stream */
 	unsigned int held_gap_us;
 };
@@ -157,6 +159,8 @@ struct worker_plan {
 
 /* What the peers and the held-packet budget allow; set once. */
 static unsigned int fam_avail;
+/* --keyed: the families whose SA stays from an earlier round */
+static unsigned int keyed_fams;
 static unsigned int nworkers;
 static unsigned int held_workers, tcp_workers;
 
@@ -1243,7 +1247,7 @@ static void judge_keying(const struct km_report *km,
 	unsigned int f;
 
 	for (f = 0; f < 2; f++) {
-		unsigned long long want = (p->families >> f) & 1;
+		unsigned long long want = (p->due >> f) & 1;
 
 		/*
 		 * Two larval states for one SA (lookups racing on two CPUs,
@@ -1309,6 +1313,7 @@ static void report_round(const struct verdict *v, const struct stats *b,
 	tap_yaml_int("delay_ms", p->delay_ms);
 	tap_yaml_str("method", p->updsa ? "updsa" : "newsa");
 	tap_yaml_int("families", p->families);
+	tap_yaml_int("families_due", p->due);
 	tap_yaml_int("held_count", p->held_count);
 	tap_yaml_int("held_gap_us", p->held_gap_us);
 	for (f = 0; f < 2; f++) {
@@ -1403,12 +1408,15 @@ static void run_round(unsigned long long n)
 	}
 	/* what the workers drew: one ACQUIRE is due for each, none else */
 	cur.plan.families = used;
+	cur.plan.due = used & ~keyed_fams;
 	alarm(opt.round_bound_s);
 	/* empty already, unless the last round bailed out: no SA, no acquire */
-	err = flush_sas();
-	if (err)
-		tap_bail_out("round %llu: flushing the SAs: %s", n,
-			     errno_name(err));
+	if (!opt.keyed || !tot.rounds) {
+		err = flush_sas();
+		if (err)
+			tap_bail_out("round %llu: flushing the SAs: %s", n,
+				     errno_name(err));
+	}
 	read_sa_events(0);
 	km_open_round(&cur.plan);
 	read_stats(&before);
@@ -1426,11 +1434,13 @@ static void run_round(unsigned long long n)
 	km_end_round(n, &km);
 	dump_err = larval_states(&lc);
 	/* what is left goes now, its held packets counted to this round */
-	err = flush_sas();
+	err = opt.keyed ? 0 : flush_sas();
 	if (err)
 		tap_bail_out("round %llu: flushing the SAs after it: %s", n,
 			     errno_name(err));
 	read_stats_settled(&flushed);
+	if (opt.keyed)
+		keyed_fams |= used;
 
 	for (i = 0; i < nworkers; i++)
 		if (workers[i].res.setup_err)
@@ -1530,6 +1540,9 @@ static void usage(FILE *f)
 "  --progress N        a '# progress' line every N rounds (default 100)\n"
 "  --round-bound-s N   an alarm ends the program when one round takes\n"
 "                      N s (default 60)\n"
+"  --keyed             the rig's own check: an SA once installed stays, so\n"
+"                      after a family's first round no acquire is made and\n"
+"                      whatever fails is the rig's (the wire, the echo)\n"
 "\n"
 "Points: 'round N' (not ok) for each failed round, then one per check\n"
 "(no held packet failed, no wait failed, no larval state outlived its SA,\n"
@@ -1590,12 +1603,14 @@ static void check_workers(void)
 
 static void parse_args(int argc, char **argv)
 {
-	enum { O_CONTROL = 1, O_PEER4, O_PEER6, O_SEED, O_HELP, O_NUM };
-	struct option lo[NUM_OPTS + 6] = {
+	enum { O_CONTROL = 1, O_PEER4, O_PEER6, O_SEED, O_KEYED, O_HELP,
+	       O_NUM };
+	struct option lo[NUM_OPTS + 7] = {
 		{ "control", required_argument, NULL, O_CONTROL },
 		{ "peer4", required_argument, NULL, O_PEER4 },
 		{ "peer6", required_argument, NULL, O_PEER6 },
 		{ "seed", required_argument, NULL, O_SEED },
+		{ "keyed", no_argument, NULL, O_KEYED },
 		{ "help", no_argument, NULL, O_HELP },
 	};
 	long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1603,7 +1618,7 @@ static void parse_args(int argc, char **argv)
 	int c;
 
 	for (i = 0; i < NUM_OPTS; i++)
-		lo[5 + i] = (struct option){ num_opts[i].name,
+		lo[6 + i] = (struct option){ num_opts[i].name,
 					     required_argument, NULL,
 					     O_NUM + i };
 	while ((c = next_opt(argc, argv, lo)) != -1) {
@@ -1612,6 +1627,7 @@ static void parse_args(int argc, char **argv)
 		case O_PEER4: opt.peer[0] = optarg; break;
 		case O_PEER6: opt.peer[1] = optarg; break;
 		case O_SEED: opt.seed = parse_u64("--seed", optarg); break;
+		case O_KEYED: opt.keyed = true; break;
 		case O_HELP: usage(stdout); exit(0);
 		default: parse_num_opt(&num_opts[c - O_NUM], optarg);
 		}
