@@ -64,7 +64,7 @@ export interface StressResult extends GuestMachine, ProgramRun {
 	resolve: 0 | 1 | null;
 	/** kernel.hung_task_timeout_secs as armed, or null when the kernel has no hung-task detector. */
 	hungTaskTimeoutS: number | null;
-	/** How the far end's receive steering was left to make the veth pair FIFO ("rps_cpus 1"). */
+	/** How each end's receive steering was left to make the veth pair FIFO ("A rps_cpus 1"). */
 	wire: string;
 	bootMs: number;
 	/** From starting larval-stress to its output in hand (or giving up on it). */
@@ -117,13 +117,14 @@ function startScript(lab: Lab, cmd: readonly string[], sysctls: Record<string, n
 		armHungTask(hungTaskS),
 		...lab.nearResetSteps(),
 		...sysctlSteps(near, sysctls),
-		...fifoWire(far),
+		...fifoWire([near, far]),
 		...echoes.map((e) => background(far, e.args, `${STRESS_DIR}/${e.name}.log.err`)),
 		...echoes.map((e) => waitForReady(`${STRESS_DIR}/${e.name}.log`, `${e.name} did not start`)),
 		background(near, stressKmCommand(`${RUN_DIR}/keys-${lab.topo.name}`, OUT.km), `${OUT.km}.err`),
 		waitForReady(OUT.km, 'larval-km did not start'),
 		// The guest's sh runs busybox's own ip for `ip`: netns exec comes first.
-		`ip netns exec ${near} setsid sh -c ${shellJoin([`${shellJoin(cmd)} >${OUT.tap} 2>${OUT.err}; echo $? >${OUT.status}`])} </dev/null >/dev/null 2>&1 &`,
+		// The far side's counters are read through a process living there (an echo; busybox's pidof has no -s).
+		`ip netns exec ${near} setsid sh -c ${shellJoin([`p=$(pidof larval-echo); ${shellJoin(cmd)} --peer-stat /proc/\${p%% *}/net/xfrm_stat >${OUT.tap} 2>${OUT.err}; echo $? >${OUT.status}`])} </dev/null >/dev/null 2>&1 &`,
 		'echo "=== started"',
 	].join('\n');
 }
@@ -136,19 +137,23 @@ function vethOf(ns: string): string {
 /**
  * A veth pair hands what several CPUs send to the backlog of the CPU that
  * sent it, and the backlogs run in whatever order their CPUs get to them:
- * a packet the near kernel sent first can arrive second when its CPU's
- * backlog waits for ksoftirqd.  Receive packet steering to one CPU puts
- * every packet the far end receives on that one backlog, in the order the
- * near end transmitted it (enqueue_to_backlog() under that backlog's
- * lock).  Arrival order at the far end is then the near kernel's sending
- * order, which is what the stress judges.  (GRO on the far end, veth's
- * NAPI ring, reordered direct traffic of its own: 139 of 300 rounds with
- * no acquire at all, against none for this.)
+ * a packet sent first can arrive second when its CPU's backlog waits for
+ * ksoftirqd.  Receive packet steering to one CPU puts every packet the end
+ * in each of @namespaces receives on that one backlog, in the order the other end
+ * transmitted it (enqueue_to_backlog() under that backlog's lock).  At the
+ * far end that makes arrival order the near kernel's sending order, which
+ * is what the stress judges; at the near end it keeps the echoes in order
+ * for the key manager's inbound SA, whose replay window (32) dropped
+ * replies overtaken by more than that.  (GRO at the far end, veth's NAPI
+ * ring, reordered direct traffic of its own: 139 of 300 rounds with no
+ * acquire at all, against none for this.)
  */
-function fifoWire(far: string): string[] {
-	const rps = `/sys/class/net/${vethOf(far)}/queues/rx-0/rps_cpus`;
+function fifoWire(namespaces: readonly string[]): string[] {
 	return [
-		`ip netns exec ${far} sh -c ${shellJoin([`echo 1 > ${rps} && echo "rps_cpus $(cat ${rps})"`])} >${STRESS_DIR}/wire.out 2>&1 || { echo "=== not-ready"; echo "receive steering on the far end"; cat ${STRESS_DIR}/wire.out; exit 96; }`,
+		...namespaces.map((ns) => {
+			const rps = `/sys/class/net/${vethOf(ns)}/queues/rx-0/rps_cpus`;
+			return `ip netns exec ${ns} sh -c ${shellJoin([`echo 1 > ${rps} && echo "${ns} rps_cpus $(cat ${rps})"`])} >>${STRESS_DIR}/wire.out 2>&1 || { echo "=== not-ready"; echo "receive steering in ${ns}"; cat ${STRESS_DIR}/wire.out; exit 96; }`;
+		}),
 		`echo "=== wire"; cat ${STRESS_DIR}/wire.out`,
 	];
 }
