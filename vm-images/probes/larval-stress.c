@@ -123,6 +123,7 @@ static struct {
 	long progress;
 	long round_bound_s;
 	bool keyed;
+	const char *peer_stat;		/* the far side's xfrm_stat, or NULL */
 } opt = {
 	.port = 7001,
 	.tcp_port = 7001,
@@ -813,7 +814,12 @@ static int larval_states(struct larval_count *c)
 	X(XfrmOutLarvalWait)			\
 	X(XfrmOutLarvalWaitResolved)		\
 	X(XfrmOutLarvalWaitFailed)		\
-	X(XfrmInNoStates)
+	X(XfrmInError)				\
+	X(XfrmInNoStates)			\
+	X(XfrmInStateProtoError)		\
+	X(XfrmInStateSeqError)			\
+	X(XfrmInTmplMismatch)			\
+	X(XfrmInNoPols)
 
 #define X_ENUM(name) S_##name,
 enum xstat { STATS(X_ENUM) NSTATS };
@@ -821,15 +827,18 @@ enum xstat { STATS(X_ENUM) NSTATS };
 #define X_NAME(name) #name,
 static const char *const stat_names[NSTATS] = { STATS(X_NAME) };
 #undef X_NAME
+/* The far side's counters worth a look: what it refused of ours. */
+#define FIRST_IN	S_XfrmInError
 
 struct stats {
 	bool have[NSTATS];
 	unsigned long long v[NSTATS];
 };
 
-static void read_stats(struct stats *s)
+/* @path: /proc/net/xfrm_stat here, /proc/PID/net/xfrm_stat elsewhere. */
+static void read_stats_of(const char *path, struct stats *s)
 {
-	FILE *f = fopen("/proc/net/xfrm_stat", "r");
+	FILE *f = fopen(path, "r");
 	char name[64];
 	unsigned long long v;
 	int i;
@@ -844,6 +853,11 @@ static void read_stats(struct stats *s)
 				s->v[i] = v;
 			}
 	fclose(f);
+}
+
+static void read_stats(struct stats *s)
+{
+	read_stats_of("/proc/net/xfrm_stat", s);
 }
 
 /*
@@ -1292,6 +1306,7 @@ static struct {
 
 static void report_round(const struct verdict *v, const struct stats *b,
 			 const struct stats *a, const struct stats *fl,
+			 const struct stats *pb, const struct stats *pa,
 			 const struct km_report *km,
 			 const struct larval_count *lc,
 			 const struct round_totals *t)
@@ -1328,6 +1343,13 @@ static void report_round(const struct verdict *v, const struct stats *b,
 			continue;
 		snprintf(name, sizeof(name), "d_%s", stat_names[i]);
 		tap_yaml_int(name, stat_delta(b, a, i));
+	}
+	/* what the far side refused, to tell a drop there from one here */
+	for (i = FIRST_IN; i < NSTATS; i++) {
+		if (!pa->have[i])
+			continue;
+		snprintf(name, sizeof(name), "peer_d_%s", stat_names[i]);
+		tap_yaml_int(name, stat_delta(pb, pa, i));
 	}
 	tap_yaml_int("flush_failed", stat_delta(a, fl, S_XfrmOutLarvalFailed));
 	tap_yaml_int("acquires", km->acquires);
@@ -1387,7 +1409,7 @@ static void account(const struct verdict *v, const struct stats *b,
 
 static void run_round(unsigned long long n)
 {
-	struct stats before, after, flushed;
+	struct stats before, after, flushed, peer_before = { 0 }, peer_after;
 	struct km_report km;
 	struct larval_count lc;
 	struct round_totals t;
@@ -1420,6 +1442,8 @@ static void run_round(unsigned long long n)
 	read_sa_events(0);
 	km_open_round(&cur.plan);
 	read_stats(&before);
+	if (opt.peer_stat)
+		read_stats_of(opt.peer_stat, &peer_before);
 	atomic_store(&cur.install_ns[0], 0);
 	atomic_store(&cur.install_ns[1], 0);
 	atomic_store(&cur.over, false);
@@ -1431,6 +1455,9 @@ static void run_round(unsigned long long n)
 	monitor_round();
 	read_sa_events(0);
 	read_stats_settled(&after);
+	memset(&peer_after, 0, sizeof(peer_after));
+	if (opt.peer_stat)
+		read_stats_of(opt.peer_stat, &peer_after);
 	km_end_round(n, &km);
 	dump_err = larval_states(&lc);
 	/* what is left goes now, its held packets counted to this round */
@@ -1460,7 +1487,8 @@ static void run_round(unsigned long long n)
 			tot.max_install_ms = ms;
 	}
 	if (v.len)
-		report_round(&v, &before, &after, &flushed, &km, &lc, &t);
+		report_round(&v, &before, &after, &flushed, &peer_before,
+			     &peer_after, &km, &lc, &t);
 }
 
 static void report_checks(void)
@@ -1540,6 +1568,9 @@ static void usage(FILE *f)
 "  --progress N        a '# progress' line every N rounds (default 100)\n"
 "  --round-bound-s N   an alarm ends the program when one round takes\n"
 "                      N s (default 60)\n"
+"  --peer-stat FILE    the far side's xfrm_stat (/proc/PID/net/xfrm_stat of\n"
+"                      a process there): a failed round shows how its\n"
+"                      XfrmIn* counters moved\n"
 "  --keyed             the rig's own check: an SA once installed stays, so\n"
 "                      after a family's first round no acquire is made and\n"
 "                      whatever fails is the rig's (the wire, the echo)\n"
@@ -1603,14 +1634,15 @@ static void check_workers(void)
 
 static void parse_args(int argc, char **argv)
 {
-	enum { O_CONTROL = 1, O_PEER4, O_PEER6, O_SEED, O_KEYED, O_HELP,
-	       O_NUM };
-	struct option lo[NUM_OPTS + 7] = {
+	enum { O_CONTROL = 1, O_PEER4, O_PEER6, O_SEED, O_KEYED, O_PEERSTAT,
+	       O_HELP, O_NUM };
+	struct option lo[NUM_OPTS + 8] = {
 		{ "control", required_argument, NULL, O_CONTROL },
 		{ "peer4", required_argument, NULL, O_PEER4 },
 		{ "peer6", required_argument, NULL, O_PEER6 },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "keyed", no_argument, NULL, O_KEYED },
+		{ "peer-stat", required_argument, NULL, O_PEERSTAT },
 		{ "help", no_argument, NULL, O_HELP },
 	};
 	long online = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1618,7 +1650,7 @@ static void parse_args(int argc, char **argv)
 	int c;
 
 	for (i = 0; i < NUM_OPTS; i++)
-		lo[6 + i] = (struct option){ num_opts[i].name,
+		lo[7 + i] = (struct option){ num_opts[i].name,
 					     required_argument, NULL,
 					     O_NUM + i };
 	while ((c = next_opt(argc, argv, lo)) != -1) {
@@ -1628,6 +1660,7 @@ static void parse_args(int argc, char **argv)
 		case O_PEER6: opt.peer[1] = optarg; break;
 		case O_SEED: opt.seed = parse_u64("--seed", optarg); break;
 		case O_KEYED: opt.keyed = true; break;
+		case O_PEERSTAT: opt.peer_stat = optarg; break;
 		case O_HELP: usage(stdout); exit(0);
 		default: parse_num_opt(&num_opts[c - O_NUM], optarg);
 		}
