@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseTap } from '../../harness/probe/tap.js';
 import {
-	firstFailedRound, lastProgress, parseStressReport, STRESS_CHECKS, stressCommand, stressEchoCommands, stressProblems, stressRerunCommand, type StressVerdictInput,
+	firstFailedRound, lastProgress, parseStressReport, STRESS_CHECKS, stressCommand, stressEchoCommands, stressKmCommand, stressProblems, stressRerunCommand, type StressVerdictInput,
 } from '../../harness/suite/stress-plan.js';
 
 /**
@@ -123,6 +123,9 @@ describe('larval-stress command lines', () => {
 		expect(stressEchoCommands().map((e) => e.name)).toEqual(['echo-stress-udp4', 'echo-stress-tcp4', 'echo-stress-udp6', 'echo-stress-tcp6']);
 		expect(stressEchoCommands()[0]!.args).toContain('--order');
 		expect(stressEchoCommands()[1]!.args).not.toContain('--order');
+		// No anti-replay window on the near side's inbound SAs: the far side sends from several CPUs.
+		const km = stressKmCommand('/run/larval/keys-transport', '/run/larval/stress/km.log');
+		expect(km[km.indexOf('--replay-window') + 1]).toBe('0');
 	});
 
 	it('reruns on the same kernel, flavour and vCPUs from the round given', () => {

@@ -99,9 +99,11 @@ static struct {
 	bool exit_after_first;
 	enum method method;
 	const char *control_path;
+	unsigned long replay_window;
 } opt = {
 	.delete_after_ms = -1,
 	.max_runtime_s = 600,
+	.replay_window = 32,
 };
 
 static struct key_entry keys[MAX_KEYS];
@@ -155,6 +157,8 @@ static void usage(FILE *f)
 "  --delay-ms N          answer N ms after the ACQUIRE (default 0)\n"
 "  --method newsa|updsa  install the outbound SA with NEWSA (default), or\n"
 "                        with ALLOCSPI on the larval state and UPDSA\n"
+"  --replay-window N     the SAs' anti-replay window, 0..32 (default 32;\n"
+"                        0: none, as the far side's static SAs have)\n"
 "  --control PATH        take rounds from a stress program on the unix\n"
 "                        SOCK_SEQPACKET socket PATH: 'ROUND N delay_ms=D\n"
 "                        method=M' answers 'OK N' and sets how this round's\n"
@@ -475,7 +479,7 @@ static void fill_sa_info(struct xfrm_usersa_info *p, const struct key_entry *k,
 	p->reqid = k->reqid;
 	p->family = k->family;
 	p->mode = k->mode;
-	p->replay_window = 32;
+	p->replay_window = opt.replay_window;
 }
 
 /* NEWSA, or UPDSA of the larval state ALLOCSPI gave the SA's SPI. */
@@ -1181,7 +1185,7 @@ static unsigned long parse_unsigned(const char *name, const char *s,
 static void parse_args(int argc, char **argv)
 {
 	enum { O_KEYS = 1, O_DELAY, O_NEVER, O_DELETE, O_EXIT, O_MAXRT,
-	       O_LOG, O_METHOD, O_CONTROL, O_HELP };
+	       O_LOG, O_METHOD, O_CONTROL, O_REPLAY, O_HELP };
 	static const struct option lo[] = {
 		{ "keys", required_argument, NULL, O_KEYS },
 		{ "delay-ms", required_argument, NULL, O_DELAY },
@@ -1192,6 +1196,7 @@ static void parse_args(int argc, char **argv)
 		{ "log", required_argument, NULL, O_LOG },
 		{ "method", required_argument, NULL, O_METHOD },
 		{ "control", required_argument, NULL, O_CONTROL },
+		{ "replay-window", required_argument, NULL, O_REPLAY },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1224,6 +1229,11 @@ static void parse_args(int argc, char **argv)
 				die_usage("--method must be newsa or updsa");
 			break;
 		case O_CONTROL: opt.control_path = optarg; break;
+		case O_REPLAY:
+			/* 32: the widest window without ESN's bitmap */
+			opt.replay_window = parse_unsigned("--replay-window",
+							   optarg, 32);
+			break;
 		case O_HELP: usage(stdout); exit(0);
 		}
 	}
@@ -1261,11 +1271,11 @@ int main(int argc, char **argv)
 	ready = tap_now_ns();
 	log_at(ready, "CONFIG keys=%d delay_ms=%lu never=%d "
 	       "delete_after_ms=%ld exit_after_first=%d max_runtime_s=%lu "
-	       "method=%s control=%s",
+	       "method=%s control=%s replay_window=%lu",
 	       nkeys, opt.delay_ms, opt.never, opt.delete_after_ms,
 	       opt.exit_after_first, opt.max_runtime_s,
 	       method_names[opt.method],
-	       opt.control_path ? opt.control_path : "-");
+	       opt.control_path ? opt.control_path : "-", opt.replay_window);
 	log_ready(ready);
 
 	run(sig_fd, start + opt.max_runtime_s * 1000000000ull);
