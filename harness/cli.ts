@@ -393,8 +393,8 @@ async function cmdStress(args: ParsedArgs): Promise<number> {
 	const minutes = minutesArg === undefined ? undefined : positiveNumber(minutesArg, '--minutes');
 	const resolveArg = single(args, 'resolve');
 	const resolve = resolveArg === undefined ? undefined : parseResolve(resolveArg);
-	// the stress puts workers on every vCPU: 4 unless told
-	const cpus = single(args, 'cpus') === undefined ? 4 : machineOptions(args).cpus;
+	// not LARVAL_CPUS: the stress's own default (4 vCPUs) unless told
+	const cpus = single(args, 'cpus') === undefined ? undefined : machineOptions(args).cpus;
 	const [spec = 'patched'] = kernelSpecs(args, ['patched']);
 	const kernel = await resolveKernel(spec, { config: single(args, 'config') ?? 'base' });
 	console.log(`seed ${seed}`);
