@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { scanConsole } from '../../harness/vm/console-scan.js';
+import { kcsanRacers, outsideNetworking, scanConsole } from '../../harness/vm/console-scan.js';
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, '../fixtures', name), 'utf8');
 
@@ -126,5 +126,32 @@ describe('console scan patterns', () => {
 		const f = scanConsole(text);
 		expect(f).toHaveLength(1);
 		expect(f[0]!.report.split('\n')).toHaveLength(4);
+	});
+});
+
+/**
+ * Which KCSAN reports fail a suite: console-race-core-hrtimer.txt holds the
+ * two reports of the race flavour's first stress runs (6.12.117 + 0001-0012,
+ * 2 vCPUs), both races of hrtimer_wakeup() in the timer interrupt with the
+ * interrupted task's own hrtimer sleeper, in the core kernel.
+ */
+describe('KCSAN reports inside and outside the networking stack', () => {
+	it('reads the racing functions, and calls two core-kernel races outside networking', () => {
+		const f = scanConsole(fixture('console-race-core-hrtimer.txt'));
+		expect(f.map((x) => x.kind)).toEqual(['kcsan', 'kcsan']);
+		expect(f.map(kcsanRacers)).toEqual([['__rcu_read_unlock', 'hrtimer_wakeup'], ['_raw_spin_unlock_bh', 'hrtimer_wakeup']]);
+		expect(f.map(outsideNetworking)).toEqual([true, true]);
+	});
+
+	it('fails a race that names an xfrm function, and every other kind of finding', () => {
+		const [race] = scanConsole(fixture('console-fmt-kcsan.txt'));
+		expect(kcsanRacers(race!)).toEqual(['xfrm_state_find', 'xfrm_state_gc_task']);
+		expect(outsideNetworking(race!)).toBe(false);
+		// one racer in the stack is enough
+		expect(outsideNetworking({ ...race!, text: 'BUG: KCSAN: data-race in hrtimer_wakeup / udp_sendmsg' })).toBe(false);
+		// a report it cannot read fails
+		expect(outsideNetworking({ ...race!, text: 'BUG: KCSAN: something else' })).toBe(false);
+		const [kasan] = scanConsole(fixture('console-fmt-kasan.txt'));
+		expect(outsideNetworking(kasan!)).toBe(false);
 	});
 });
