@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { type Firewall, FIREWALLS } from './net/firewall.js';
 import { type ArgsSpec, type ParsedArgs, parseArgs, positiveNumber, single, wholeNumber } from './cli-args.js';
 import { commandExitCode, commandStatusText, errorReport, EXIT } from './cli-exit.js';
 import { buildKernel } from './kernel/build.js';
@@ -40,7 +41,7 @@ const flag = { type: 'boolean' } as const;
 
 /** Every command that boots a guest takes --cpus. */
 const MACHINE_OPTIONS = { cpus: value };
-const GUEST_OPTIONS = { ...MACHINE_OPTIONS, memory: value, append: values, topology: value, km: value, ns: value, with: values, resolve: value };
+const GUEST_OPTIONS = { ...MACHINE_OPTIONS, memory: value, append: values, topology: value, km: value, ns: value, with: values, resolve: value, firewall: value };
 
 const CPUS_HELP = `      --cpus N                      vCPUs of every guest, 1..${MAX_CPUS} (default: LARVAL_CPUS,
                                     else 2); under TCG one host thread per vCPU`;
@@ -64,6 +65,10 @@ ${CPUS_HELP}
       --resolve 0|1                 net.core.xfrm_resolve in every namespace
                                     of the topology (default: 1 on a kernel
                                     that has it, i.e. patched)
+      --firewall stateful           "ct state established,related accept; drop"
+                                    in every namespace of the topology (the
+                                    server and gateways also admit new flows
+                                    to their services and from IPsec)
       With --topology, PEER and PEER6 name the far host (environment and
       /etc/hosts), e.g. -- ping -c 3 -W 1 PEER`;
 
@@ -99,8 +104,10 @@ function scenarioOptions(args: ParsedArgs): ScenarioOptions {
 	const t = single(args, 'topology');
 	const km = single(args, 'km');
 	const resolve = single(args, 'resolve');
+	const firewall = single(args, 'firewall');
 	if (resolve !== undefined && !t) throw new UsageError('--resolve needs --topology: it is set in the topology\'s namespaces');
-	return { topology: t ? parseTopologyName(t) : undefined, km: km ? parseKeyManager(km) : undefined, ns: single(args, 'ns'), resolve: resolve === undefined ? undefined : parseResolve(resolve) };
+	if (firewall !== undefined && !(FIREWALLS as readonly string[]).includes(firewall)) throw new UsageError(`--firewall must be ${FIREWALLS.join(' or ')}, not "${firewall}"`);
+	return { topology: t ? parseTopologyName(t) : undefined, km: km ? parseKeyManager(km) : undefined, ns: single(args, 'ns'), resolve: resolve === undefined ? undefined : parseResolve(resolve), firewall: firewall as Firewall | undefined };
 }
 
 /** The --kernel values (or @fallback), each checked before the first is built or booted. */

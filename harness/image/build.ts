@@ -25,7 +25,7 @@ export interface GuestImage {
 }
 
 // Bump when the image layout changes in a way the inputs do not show.
-const IMAGE_VERSION = '3';
+const IMAGE_VERSION = '4';
 
 const BUSYBOX = '/bin/busybox';
 /**
@@ -37,6 +37,8 @@ const HOST_PROGRAMS: Record<string, string[]> = {
 	'/bin/bash': ['/bin/bash', '/usr/bin/bash'],
 	'/usr/bin/ip': ['/usr/bin/ip', '/bin/ip', '/sbin/ip', '/usr/sbin/ip'],
 	'/usr/sbin/dropbear': ['/usr/sbin/dropbear'],
+	// --firewall stateful (harness/net/firewall.ts)
+	'/usr/sbin/nft': ['/usr/sbin/nft'],
 };
 
 function findFirst(candidates: readonly string[]): string {

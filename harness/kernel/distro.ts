@@ -28,6 +28,9 @@ export const DISTRO_MODULES = [
 	'seqiv',
 	'echainiv',
 	'authenc',
+	// --firewall stateful: nftables with conntrack (nft_ct pulls nf_conntrack in)
+	'nf_tables',
+	'nft_ct',
 ];
 
 export interface DistroKernel {

@@ -42,6 +42,8 @@ export interface Topology {
 	 * (its timer would otherwise keep sending ACQUIREs for the last case).
 	 */
 	nearPolicies: string[];
+	/** Namespaces that forward between a protected network and IPsec, with the device on the protected side (for firewalls). */
+	gateways: Array<{ ns: string; insideDev: string }>;
 }
 
 /** One IPsec peer: its namespace, its IKE/ESP address, the traffic it protects. */
@@ -153,6 +155,7 @@ export function transportTopology(): Topology {
 		network,
 		ike,
 		nearPolicies,
+		gateways: [],
 	};
 }
 
@@ -217,6 +220,7 @@ export function tunnelTopology(): Topology {
 		network,
 		ike,
 		nearPolicies,
+		gateways: [{ ns: 'GA', insideDev: gaIn.dev }, { ns: 'GB', insideDev: gbIn.dev }],
 	};
 }
 

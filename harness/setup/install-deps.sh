@@ -12,6 +12,8 @@ packages=(
 	ccache cpio xz-utils lz4 kmod
 	# guest image
 	busybox-static dropbear-bin iproute2 gzip
+	# --firewall stateful: nft in the guest
+	nftables
 	# kernel-patches/ checks
 	git patch perl quilt
 	# `larval exec --with ping` in tests/vm/boot.test.ts

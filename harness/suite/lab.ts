@@ -5,6 +5,7 @@ import { type Family, stateAdd } from '../net/xfrm.js';
 import { type GuestEvent, parseEventLog } from '../probe/event-log.js';
 import { parseTap, type TapStream } from '../probe/tap.js';
 import type { Vm } from '../vm/vm.js';
+import { type Firewall, firewallLoad, firewallReport, firewallUnload } from '../net/firewall.js';
 import { type CharonInstance, charonInstances, charonLog, startCharons, stopCharons, writeConfigs } from '../km/strongswan.js';
 
 export const ECHO_PORT = 7000;
@@ -95,6 +96,8 @@ export interface RunOptions {
 	fromServer?: boolean;
 	/** Faults injected while the probe runs: each command starts in the background @afterMs into the probe. */
 	during?: readonly DuringStep[];
+	/** A firewall in every namespace of the topology for this run (harness/net/firewall.ts). */
+	firewall?: Firewall;
 }
 
 /** A shell command a case runs beside its probe (flush the SAs, flip a sysctl, ...), as root in the guest. */
@@ -283,6 +286,15 @@ export class Lab {
 	 */
 	private constructor(readonly vm: Vm, readonly topo: Topology, readonly keying: LabKeying, private readonly charons: readonly CharonInstance[], readonly timeScale: number) {}
 
+	/** A run with a firewall did not come back: its ruleset may still be loaded, and the next run removes it first. */
+	private firewallMayBeLoaded = false;
+
+	/** Loads @fw in every namespace of the topology, for `larval exec --firewall` (runs load theirs themselves). */
+	async loadFirewall(fw: Firewall): Promise<void> {
+		this.firewallMayBeLoaded = true;
+		await this.runSetUp(firewallLoad(this.topo, fw, RUN_DIR), `loading the ${fw} firewall`);
+	}
+
 	/**
 	 * With strongSwan only the network is built: the charons install every
 	 * policy (trap) and negotiate every SA, on both sides.
@@ -411,9 +423,14 @@ export class Lab {
 		const keying = this.keyingSteps(km);
 		const echoLogs = echoServers(t).map((s) => `${RUN_DIR}/${s.name}.log`);
 		const timeoutMs = ((probe.timeoutMs ?? 2000) * 3 + (probe.count ?? 3) * (probe.intervalMs ?? 0) + 20_000) * this.timeScale;
+		const firewall = [
+			...(this.firewallMayBeLoaded ? firewallUnload(t) : []),
+			...(opts.firewall ? firewallLoad(t, opts.firewall, RUN_DIR) : []),
+		];
 		const script = [
 			'set -u',
 			...keying.reset,
+			...firewall,
 			...sysctlSteps(ns, sysctls),
 			...keying.start,
 			...(opts.keyedFirst ? [keyUp(t.client.ns, this.peer(probe.family))] : []),
@@ -436,8 +453,11 @@ export class Lab {
 			`echo "=== peer-xfrm-stat-before"; cat ${RUN_DIR}/peer-stat-before`,
 			`echo "=== peer-xfrm-stat"; ip netns exec ${peerNs} cat /proc/net/xfrm_stat`,
 			...(opts.during ?? []).map((_, i) => `echo "=== during-${i}"; cat ${RUN_DIR}/during-${i}.out`),
+			...(opts.firewall ? ['echo "=== firewall"', ...firewallReport(t), ...firewallUnload(t)] : []),
 		].join('\n');
+		this.firewallMayBeLoaded = this.firewallMayBeLoaded || opts.firewall !== undefined;
 		const r = await this.vm.exec(script, { timeoutMs });
+		this.firewallMayBeLoaded = false;
 		return caseRunOf(r.stdout, { during: opts.during?.length ?? 0, charonNs: this.charons.map((c) => c.ns) }, r.stderr);
 	}
 }

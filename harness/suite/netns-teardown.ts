@@ -36,7 +36,8 @@ export const SLEEPERS: readonly Sleeper[] = ([4, 6] as const).flatMap((family) =
 
 /**
  * The sleepers that sleep on the larval entry itself (XfrmOutLarvalWait):
- * a blocking TCP connect() sleeps as TCP always does, its SYN held.
+ * a blocking UDP socket in its first send() (its connect() returns at
+ * once); a blocking TCP connect() sleeps as TCP always does, its SYN held.
  */
 const UDP_SLEEPERS = SLEEPERS.filter((s) => s.proto === 'udp').length;
 
@@ -45,8 +46,10 @@ export interface SleeperResult extends Sleeper {
 	aliveAfterDelete: boolean;
 	/** Seconds from the deletion of the name to the process's exit; null if it never exited within the bound. */
 	exitS: number | null;
-	connectErrno: string | null;
-	connectMs: number;
+	/** The call that waits, as the probe names it: `send 1` for UDP, `connect` for TCP. */
+	waitCall: string;
+	waitErrno: string | null;
+	waitMs: number;
 	tapText: string;
 }
 
@@ -200,9 +203,10 @@ export function parseTeardown(output: string): TeardownRun {
 	}
 	const sleepers = SLEEPERS.map((sl, i): SleeperResult => {
 		const tapText = s.get(`sleeper-${i}`) ?? '';
-		const connect = parseTap(tapText).points.find((p) => p.name === 'connect');
-		const errno = connect ? (typeof connect.diag.errno_name === 'string' ? connect.diag.errno_name : '') : null;
-		return { ...sl, aliveAfterDelete: alive.has(i), exitS: exits.get(i) ?? null, connectErrno: errno, connectMs: num(connect?.diag.duration_ms), tapText };
+		const waitCall = sl.proto === 'udp' ? 'send 1' : 'connect';
+		const wait = parseTap(tapText).points.find((p) => p.name === waitCall);
+		const errno = wait ? (typeof wait.diag.errno_name === 'string' ? wait.diag.errno_name : '') : null;
+		return { ...sl, aliveAfterDelete: alive.has(i), exitS: exits.get(i) ?? null, waitCall, waitErrno: errno, waitMs: num(wait?.diag.duration_ms), tapText };
 	});
 	return {
 		sleepers,
@@ -228,7 +232,7 @@ export const TEARDOWN_BOUND_S = 5;
 export function teardownViolations(r: TeardownRun, spec: TeardownSpec): string[] {
 	const out: string[] = [];
 	const waits = r.statBeforeDelete.XfrmOutLarvalWait ?? 0;
-	if (waits < UDP_SLEEPERS) out.push(`${waits} socket calls asleep on the acquire before the deletion, expected ${UDP_SLEEPERS} (the UDP connects)`);
+	if (waits < UDP_SLEEPERS) out.push(`${waits} socket calls asleep on the acquire before the deletion, expected ${UDP_SLEEPERS} (the UDP sends)`);
 	if (!((r.statBeforeDelete.XfrmOutLarvalHeld ?? 0) > 0)) out.push('no packet held before the deletion');
 	for (const [i, s] of r.sleepers.entries()) {
 		const who = `sleeper ${i} (${s.proto}${s.family === 6 ? '6' : ''}${s.killed ? ', killed' : ''})`;
@@ -237,8 +241,8 @@ export function teardownViolations(r: TeardownRun, spec: TeardownSpec): string[]
 		else if (s.killed && s.exitS > 0.5 + KILL_BOUND_S) out.push(`${who} exited ${s.exitS.toFixed(2)} s after the deletion, SIGKILL at 0.5 s`);
 		// Their wait began before the deletion (aliveAfterDelete); it must end at the acquire's expiry, not later.
 		if (!s.killed) {
-			if (s.connectErrno !== 'EHOSTUNREACH') out.push(`${who}: connect() gave ${s.connectErrno ?? 'nothing'}, expected EHOSTUNREACH at the acquire's expiry`);
-			else if (s.connectMs > (spec.acqExpiresS + 2) * 1000) out.push(`${who}: connect() failed after ${s.connectMs} ms, the acquire expired after ${spec.acqExpiresS} s`);
+			if (s.waitErrno !== 'EHOSTUNREACH') out.push(`${who}: ${s.waitCall} gave ${s.waitErrno ?? 'nothing'}, expected EHOSTUNREACH at the acquire's expiry`);
+			else if (s.waitMs > (spec.acqExpiresS + 2) * 1000) out.push(`${who}: ${s.waitCall} failed after ${s.waitMs} ms, the acquire expired after ${spec.acqExpiresS} s`);
 		}
 	}
 	const lastExit = Math.max(...r.sleepers.map((s) => s.exitS ?? Infinity));
@@ -252,7 +256,7 @@ export function teardownViolations(r: TeardownRun, spec: TeardownSpec): string[]
 }
 
 export function describeTeardown(r: TeardownRun): string {
-	const exits = r.sleepers.map((s) => `${s.proto}${s.family === 6 ? '6' : ''}${s.killed ? '(killed)' : ''} ${s.exitS?.toFixed(2) ?? 'never'} s ${s.connectErrno ?? '-'}`);
+	const exits = r.sleepers.map((s) => `${s.proto}${s.family === 6 ? '6' : ''}${s.killed ? '(killed)' : ''} ${s.exitS?.toFixed(2) ?? 'never'} s ${s.waitErrno ?? '-'}`);
 	return `sleepers exited after the deletion: ${exits.join(', ')}; torn down after ${r.teardownS?.toFixed(2) ?? 'never'} s; ` +
 		`kernel packets only: ${r.heldOnly.statBeforeDelete.XfrmOutLarvalHeld ?? 0} held, torn down after ${r.heldOnly.teardownS?.toFixed(2) ?? 'never'} s`;
 }

@@ -1,3 +1,4 @@
+import { type Firewall, FIREWALL_TABLE } from '../net/firewall.js';
 import { topology, type TopologyName } from '../net/topology.js';
 import { UsageError } from '../util/errors.js';
 import { shellJoin } from '../util/shell.js';
@@ -17,6 +18,8 @@ export interface ScenarioOptions {
 	 * stock and the series side by side), nothing on other kernels.
 	 */
 	resolve?: 0 | 1;
+	/** A firewall in every namespace of the topology (harness/net/firewall.ts). */
+	firewall?: Firewall;
 }
 
 /** What `larval exec` and `larval shell` wrap a command in, once the guest is set up. */
@@ -83,6 +86,8 @@ export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scen
 	let summary = 'no topology';
 	let charonLogs: Array<{ ns: string; log: string }> = [];
 	if (opts.km && opts.km !== 'none' && !opts.topology) throw new UsageError('--km needs --topology: the key manager answers for a topology\'s SAs');
+	if (opts.firewall && !opts.topology) throw new UsageError('--firewall needs --topology: the ruleset is loaded in the topology\'s namespaces');
+	if (opts.firewall && opts.km === 'strongswan') throw new UsageError('--firewall stateful admits no IKE: use it with --km test or none');
 	if (opts.topology) {
 		const km = opts.km ?? 'test';
 		const lab = await Lab.setUp(vm, topology(opts.topology), km === 'strongswan' ? 'strongswan' : 'test');
@@ -93,12 +98,14 @@ export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scen
 		await vm.run(`cat >> /etc/hosts`, { stdin: Buffer.from(peerHostsLines(t.server.v4, t.server.v6)) });
 		if (km === 'test') await lab.startKeyManager(EXEC_KM, EXEC_KM_RUNTIME_S);
 		if (km === 'strongswan') await lab.startStrongswan();
+		if (opts.firewall) await lab.loadFirewall(opts.firewall);
 		charonLogs = lab.charonLogs;
 		summary = `${t.name} topology: namespaces ${t.namespaces.join(', ')}; the probe side is ${t.client.ns}, PEER=${t.server.v4}, PEER6=${t.server.v6}; ` + {
 			test: `test key manager in ${t.kmNamespace} (answers 50 ms after each ACQUIRE, log ${lab.kmLog})`,
 			strongswan: `strongSwan: charon in ${charonLogs.map((c) => c.ns).join(' and ')}, IKEv2 PSK, trap policies (logs ${charonLogs.map((c) => c.log).join(', ')})`,
 			none: `no key manager in ${t.kmNamespace}`,
-		}[km] + (resolve === null ? '' : `; net.core.xfrm_resolve=${resolve} (--resolve ${1 - resolve} for ${resolve ? 'stock behaviour' : 'the series'})`);
+		}[km] + (resolve === null ? '' : `; net.core.xfrm_resolve=${resolve} (--resolve ${1 - resolve} for ${resolve ? 'stock behaviour' : 'the series'})`) +
+			(opts.firewall ? `; ${opts.firewall} firewall in every namespace (nft list table inet ${FIREWALL_TABLE})` : '');
 	}
 	// An ssh round trip (~0.1 s under TCG) that only --ns needs.
 	if (opts.ns) {

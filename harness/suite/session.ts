@@ -4,6 +4,7 @@ import { positiveCount } from '../util/count.js';
 import { progress } from '../util/progress.js';
 import { bootGuest, type Guest, type GuestOptions, machineOf } from '../vm/guest.js';
 import type { GuestMachine } from '../vm/machine.js';
+import type { Vm } from '../vm/vm.js';
 import { type ConsoleFinding } from '../vm/console-scan.js';
 import type { Case, Check, Mode } from './cases.js';
 import { type CaseRun, kernelHasResolve, Lab, type LabKeying } from './lab.js';
@@ -46,7 +47,7 @@ export function cellText(c: CellResult): string {
 
 /** One run of @c in @mode: the mode's sysctls, then the case's own. */
 export function runCaseOnce(lab: Lab, c: Case, mode: Mode): Promise<CaseRun> {
-	return lab.run(c.probe, c.km, { ...mode.sysctls, ...c.sysctls }, { fromServer: c.fromServer, during: c.during });
+	return lab.run(c.probe, c.km, { ...mode.sysctls, ...c.sysctls }, { fromServer: c.fromServer, during: c.during, firewall: c.firewall });
 }
 
 /**
@@ -91,6 +92,11 @@ export class KernelSession {
 			this.seenFindings = 0;
 		}
 		return this.guest;
+	}
+
+	/** The session's guest, booted on first use, for a scenario that makes its own namespaces (no lab). */
+	async vm(): Promise<Vm> {
+		return (await this.ensureGuest()).vm;
 	}
 
 	/** Whether the kernel has the series' switch, net.core.xfrm_resolve. */

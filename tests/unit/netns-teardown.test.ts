@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseTeardown, SLEEPERS, teardownScript, teardownViolations } from '../../harness/suite/netns-teardown.js';
 
 const SPEC = { acqExpiresS: 2 };
-/** What the scenario printed on the patched kernel (6.12.117 + 0001-0011). */
+/** What the scenario printed on the patched kernel (6.12.117 + 0001-0016; tests/fixtures/record-scenario.ts). */
 const PATCHED = readFileSync(new URL('../fixtures/netns-teardown-patched.txt', import.meta.url), 'utf8');
 
 describe('the netns teardown scenario', () => {
@@ -11,7 +11,7 @@ describe('the netns teardown scenario', () => {
 		const r = parseTeardown(PATCHED);
 		expect(r.sleepers).toHaveLength(SLEEPERS.length);
 		expect(r.sleepers.every((s) => s.aliveAfterDelete && s.exitS !== null)).toBe(true);
-		expect(r.sleepers.filter((s) => !s.killed).map((s) => s.connectErrno)).toEqual(['EHOSTUNREACH', 'EHOSTUNREACH', 'EHOSTUNREACH', 'EHOSTUNREACH']);
+		expect(r.sleepers.filter((s) => !s.killed).map((s) => s.waitErrno)).toEqual(['EHOSTUNREACH', 'EHOSTUNREACH', 'EHOSTUNREACH', 'EHOSTUNREACH']);
 		expect(r.teardownS).not.toBeNull();
 		expect(teardownViolations(r, SPEC)).toEqual([]);
 	});

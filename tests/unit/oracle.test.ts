@@ -58,8 +58,6 @@ const OVERLAPS: Record<string, string> = {
 	'stock[udp6-opt-out larval_drop=1] accepts patched': 'the socket opts out: stock semantics on both',
 	// A fault case asserts what must hold while the world changes (no call fails, nothing in clear): stock holds it too.
 	'resolved[fault-resolve-flipped-under-traffic] accepts stock larval_drop=1': 'no call fails and nothing leaves in clear on stock either',
-	// Recorded: the SA came late (84 ms) and the reply at 106 ms, which stock's "held for a timer tick" (>= 90 ms) admits.
-	'stock[tunnel-ping-lost larval_drop=0] accepts patched': 'a late SA puts the series\' reply where a timer tick would',
 	// A gap the oracle found: with the key manager answering at 50 ms, stock's hold queue releases on its first tick
 	// (100 ms), ~52 ms after the installation, inside RELEASE_SLACK (60 ms); the series released 14-29 ms after it.
 	// These rows of the series cannot tell its release from the hold queue's.
@@ -68,7 +66,20 @@ const OVERLAPS: Record<string, string> = {
 	'resolved[tunnel-tcp-connect] accepts stock larval_drop=0': 'the queue tick falls within RELEASE_SLACK of a 50 ms answer',
 	'resolved[tunnel-udp-lost] accepts stock larval_drop=0': 'the queue tick falls within RELEASE_SLACK of a 50 ms answer',
 	'resolved[tunnel-udp6-lost] accepts stock larval_drop=0': 'the queue tick falls within RELEASE_SLACK of a 50 ms answer',
+	// The same row under the firewall: the gateway admits the echoes that come through IPsec, so stock's queue passes too.
+	'resolved[tunnel-udp-lost-fw] accepts stock larval_drop=0': 'the queue tick falls within RELEASE_SLACK of a 50 ms answer',
 	'resolved[tunnel-ping-lost] accepts stock larval_drop=0': 'the queue tick falls within RELEASE_SLACK of a 50 ms answer',
+};
+
+/**
+ * Recorded runs where the kernel, not the oracle, is wrong: the expectation
+ * must reject the run (the verdict flips), so the entry fails the day the
+ * bug is fixed and the run re-recorded.  Exact, as OVERLAPS.
+ */
+const KNOWN_KERNEL_BUGS: Record<string, string> = {
+	// 1-2 of 1,000 blocking sends fail with EINVAL, at once (0.3 ms), while the SAs are flushed every 100 ms; seen on
+	// the series at 0012 and at 0016 (the cause is not found yet; the soak is not in make test).
+	'resolved[soak-sa-churn-60s] accepts patched': 'EINVAL from a send() under SA churn',
 };
 
 interface Verdict {
@@ -101,6 +112,10 @@ const WRONG: ReadonlyArray<{ expectation: string; edit: string; wrong: (o: Outco
 	{ expectation: 'resolved[fault-sa-flush-during-tcp-connect]', edit: 'three packets in clear at the peer', wrong: (o) => ({ ...o, clearAtPeer: 3 }) },
 	// What the series up to 0011 did on 2 vCPUs (larval-probe --reconnect: so_error 113).
 	{ expectation: 'resolved[udp-stale-waiter]', edit: 'EHOSTUNREACH left in SO_ERROR', wrong: (o) => ({ ...o, soErrorAfter: 'EHOSTUNREACH' }) },
+	// What the series up to 0012 did (the oracle fixture of that series: a blocking datagram connect() that waited for
+	// a fast key manager's answer, 5 ms past the installation, well within CONNECT_AT_ONCE_MS).
+	{ expectation: 'resolved[udp-datagrams-lost]', edit: 'connect() returning after the SA was installed, and send 1 at once', wrong: (o) => ({ ...o, connect: { ...o.connect!, ms: o.installAtMs! + 5 }, sends: o.sends.map((x, j) => (j === 0 ? { ...x, ms: 1 } : x)) }) },
+	{ expectation: 'resolved[udp-shutdown-during-wait]', edit: 'the second send() asleep 300 ms', wrong: (o) => ({ ...o, sends: o.sends.map((x, j) => (j === 1 ? { ...x, ms: 300 } : x)) }) },
 ];
 
 function expectationsOf(c: Case): Array<{ name: string; check: Check; rec: OracleRecording; mode: string }> {
@@ -121,8 +136,8 @@ function verdictsOf(c: Case): Verdict[] {
 		if (e.rec === PATCHED) for (const m of stockRunsOf(c)) out.push({ what: `${e.name} accepts stock ${m}`, check: e.check, outcome: outcomeIn(STOCK, c, m), accept: false });
 		for (const w of WRONG.filter((x) => x.expectation === e.name)) out.push({ what: `${e.name} rejects its run with ${w.edit}`, check: e.check, outcome: w.wrong(outcomeOfRaw(c, raw)), accept: false });
 	}
-	// A rejection the overlaps excuse is expected to be an acceptance instead.
-	return out.map((v) => (OVERLAPS[v.what] ? { ...v, accept: true } : v));
+	// A rejection the overlaps excuse is expected to be an acceptance instead, and a known kernel bug's run a rejection.
+	return out.map((v) => (OVERLAPS[v.what] ? { ...v, accept: true } : KNOWN_KERNEL_BUGS[v.what] ? { ...v, accept: false } : v));
 }
 
 /** Each case's verdicts, built once: the outcomes do not change, only the checks run again (the mutation guard). */
@@ -157,6 +172,7 @@ describe('the oracle on recorded runs of the distro kernel and of patched', () =
 	it('lists only overlaps that exist', () => {
 		const judged = new Set(ALL.flatMap(verdicts).map((v) => v.what));
 		expect(Object.keys(OVERLAPS).filter((k) => !judged.has(k))).toEqual([]);
+		expect(Object.keys(KNOWN_KERNEL_BUGS).filter((k) => !judged.has(k))).toEqual([]);
 	});
 });
 

@@ -306,4 +306,19 @@ static inline socklen_t sockaddr_nth(int family, const char *addr, int port,
 	}
 }
 
+/*
+ * The series' per-socket option (kernel-patches/, IP_XFRM_RESOLVE in
+ * include/uapi/linux/in.h): a kernel without it says ENOPROTOOPT.
+ */
+#ifndef IP_XFRM_RESOLVE
+#define IP_XFRM_RESOLVE		53
+#endif
+#ifndef IPV6_XFRM_RESOLVE
+#define IPV6_XFRM_RESOLVE	79
+#endif
+#define XFRM_RESOLVE_OFF	1
+#define XFRM_RESOLVE_ON		2
+/* and a datagram connect() waits for the SA (EINPROGRESS if non-blocking) */
+#define XFRM_RESOLVE_STRICT	3
+
 #endif /* LARVAL_GUEST_H */

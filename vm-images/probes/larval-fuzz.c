@@ -58,13 +58,6 @@
 #include "tap.h"
 #include "xfrm-nl.h"
 
-#ifndef IP_XFRM_RESOLVE
-#define IP_XFRM_RESOLVE		53
-#endif
-#ifndef IPV6_XFRM_RESOLVE
-#define IPV6_XFRM_RESOLVE	79
-#endif
-
 #define MAX_NS		4
 #define MAX_PEERS	16
 #define MAX_SOCKS	48

@@ -10,8 +10,9 @@
  *
  *   held    unconnected non-blocking sendto() streams: held on the acquire
  *   block   blocking senders without SO_SNDTIMEO, asleep until the SA is
- *           there: in connect(), in send() after a non-blocking connect(),
- *           or in an unconnected sendto()
+ *           there: in connect() (a socket that asked for it with
+ *           IP_XFRM_RESOLVE_STRICT), in send() after a non-blocking
+ *           connect(), or in an unconnected sendto()
  *   poll    non-blocking connected sockets: send() (EAGAIN), then one
  *           poll() for POLLOUT, then send()
  *   epoll   the same with one epoll_wait()
@@ -392,8 +393,23 @@ static void run_block(struct worker *w, int fd)
 	char buf[PAYLOAD_LEN];
 	unsigned int seq;
 
+	if (w->plan.way == B_CONNECT) {
+		/*
+		 * Only a strict socket's blocking connect() sleeps.  Stock
+		 * knows no such option (ENOPROTOOPT): its connect() returns
+		 * at once, as it always did.
+		 */
+		int strict = XFRM_RESOLVE_STRICT;
+
+		if (setsockopt(fd, w->plan.fam ? IPPROTO_IPV6 : IPPROTO_IP,
+			       w->plan.fam ? IPV6_XFRM_RESOLVE : IP_XFRM_RESOLVE,
+			       &strict, sizeof(strict)) < 0 &&
+		    errno != ENOPROTOOPT) {
+			note_wait_err(w, "setsockopt", errno);
+			return;
+		}
+	}
 	if (w->plan.way != B_SENDTO) {
-		/* a blocking connect() sleeps; a non-blocking one does not */
 		call_begin(w, "connect");
 		if (connect(fd, peer_of(w), peer_len[w->plan.fam]) < 0 &&
 		    errno != EINPROGRESS) {
