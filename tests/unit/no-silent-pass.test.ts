@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { positiveCount } from '../../harness/util/count.js';
-import { repeatFor } from '../vm/repeat.js';
+import { firewallRowRepeat, repeatFor } from '../vm/repeat.js';
 
 describe('counts', () => {
 	it('take whole numbers from 1, and nothing else', () => {
@@ -18,6 +18,16 @@ describe('counts', () => {
 		expect(() => repeatFor('patched', { LARVAL_TIER: 'most' })).toThrow(/LARVAL_TIER must be ci or full/);
 		expect(repeatFor('distro', { LARVAL_REPEAT: '5' })).toBe(5);
 		for (const v of ['0', '', 'three']) expect(() => repeatFor('patched', { LARVAL_REPEAT: v }), v).toThrow(/LARVAL_REPEAT/);
+	});
+
+	it('runs each firewall row in ci where it tells something, every row in full, and every other row as asked', () => {
+		const fw = { firewall: 'stateful' };
+		expect(firewallRowRepeat(fw, 'xfrm_resolve=1', 'patched', 2, {})).toBe(1);
+		expect(firewallRowRepeat(fw, 'larval_drop=0', 'patched', 1, {})).toBe(0);
+		expect(firewallRowRepeat(fw, 'larval_drop=0', 'stock', 1, {})).toBe(1);
+		expect(firewallRowRepeat(fw, 'larval_drop=1', 'stock', 1, {})).toBe(0);
+		expect(firewallRowRepeat(fw, 'larval_drop=1', 'stock', 2, { LARVAL_TIER: 'full' })).toBe(2);
+		expect(firewallRowRepeat({}, 'larval_drop=1', 'stock', 2, {})).toBe(2);
 	});
 });
 

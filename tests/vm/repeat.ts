@@ -35,3 +35,17 @@ export function repeatFor(suite: keyof (typeof DEFAULT_REPEAT)['ci'], env: NodeJ
 	const v = env.LARVAL_REPEAT;
 	return v === undefined ? DEFAULT_REPEAT[tierOf(env)][suite] : positiveCount(v, 'LARVAL_REPEAT');
 }
+
+/**
+ * The matrix's rows under the stateful firewall (the `-fw` cases) in the
+ * `ci` tier: on patched the series' row once (its compatibility rows with
+ * the firewall repeat stock's), on stock the hold queue's row
+ * (larval_drop=0: the bug; larval_drop=1 drops the packets as without the
+ * firewall).  Every row in `full`.  Returns how many times to run the
+ * cell, 0 for not at all.
+ */
+export function firewallRowRepeat(c: { firewall?: string }, modeId: string, kernel: 'patched' | 'stock' | 'distro', repeat: number, env: NodeJS.ProcessEnv = process.env): number {
+	if (!c.firewall || tierOf(env) === 'full') return repeat;
+	if (kernel === 'patched') return modeId === 'xfrm_resolve=1' ? 1 : 0;
+	return modeId === 'larval_drop=0' ? repeat : 0;
+}
