@@ -236,6 +236,14 @@ const laterSendsSay = block('laterSendsSay', (errno: string, minMs: number = 0, 
 	return later.flatMap((_, i) => sendSays(i + 2, errno, minMs, maxMs)(o));
 });
 
+/** Every send() from number @n (1-based) on gave @errno, and there was one. */
+const sendsFromSay = block('sendsFromSay', (n: number, errno: string): Check => (o) => {
+	const from = o.sends.slice(n - 1);
+	if (!from.length) return [`no send ${n} recorded (${o.sends.length} sends)`];
+	const bad = from.filter((x) => x.errno !== errno);
+	return bad.length ? [`${bad.length} of sends ${n}..${o.sends.length} gave ${[...new Set(bad.map((b) => b.errno || '0'))].join(', ')}, expected ${errno}`] : [];
+});
+
 /** How long a datagram connect() that starts an acquire and does not wait may take under TCG. */
 const CONNECT_AT_ONCE_MS = 100;
 
@@ -428,6 +436,31 @@ const strictConnectFails = (family: 4 | 6, id: string): Case => {
 	};
 };
 
+/**
+ * A blocking UDP socket that asks for IP_XFRM_RESOLVE_STRICT keeps the
+ * seed's blocking connect(): it returns when the SA is installed, not at
+ * once (the only datagram connect() that waits since 0013).
+ */
+const connectWaitsForSa = block('connectWaitsForSa', (slackMs: number): Check => (o) => {
+	if (!o.connect || o.installAtMs === null) return ['no connect() or no SA installed'];
+	const out = connectEndsAfterInstall(slackMs)(o);
+	if (o.connect.ms < o.installAtMs - 10) out.push(`connect() returned after ${Math.round(o.connect.ms)} ms, before the SA was installed at ${Math.round(o.installAtMs)} ms`);
+	return out;
+});
+
+const strictBlockingConnect = (family: 4 | 6, id: string): Case => {
+	const resolved = all(probeRan, connectWaitsForSa(RELEASE_SLACK), sendsSucceed, allEchoed());
+	return {
+		id,
+		title: `blocking UDP connect() over IPv${family} from a socket asking for the blocking connect() (IP${family === 6 ? 'V6' : ''}_XFRM_RESOLVE_STRICT): unknown option, connect() says 0 at once and the datagrams are lost`,
+		topology: 'transport',
+		probe: { family, proto: 'udp', mode: 'block', count: 2, sockopts: [`${XFRM_RESOLVE_OPTION[family]}:${XFRM_RESOLVE_STRICT}`] },
+		km: KM_FAST,
+		stock: { 'larval_drop=1': ifOptionKnown(resolved, all(probeRan, connectReturns('', 0, 40), sendsSucceed, allLost)) },
+		resolved: all(sockoptsSay(''), resolved),
+	};
+};
+
 /** A socket opts out (IP_XFRM_RESOLVE_OFF): stock semantics for it alone, even with xfrm_resolve=1. */
 const optOut = (family: 4 | 6, id: string): Case => {
 	const lost = all(probeRan, connectReturns('', 0, 40), sendsSucceed, allLost);
@@ -604,6 +637,22 @@ export const FAULT_CASES: readonly Case[] = [
 		stock: {},
 		resolved: all(probeRan, sendsSucceed, nothingInClear),
 	},
+	...(['allow', 'block'] as const).map((action): Case => ({
+		id: action === 'allow' ? 'fault-policy-to-pass-during-send' : 'fault-policy-to-block-during-send',
+		title: `fault: 300 ms into a blocking UDP send() waiting for its SA, XFRM_MSG_UPDPOLICY replaces the trap policy by ${action === 'allow' ? 'a pass policy: the send() returns then, its datagram sent in clear' : 'a block policy: the send() fails with EPERM then'} (the key manager never answers)`,
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'block', count: 1, timeoutMs: 4000 },
+		km: { never: true },
+		sysctls: { 'net.core.xfrm_acq_expires': 3 },
+		// What IKE daemons do for opportunistic encryption's failure shunts: the same selector, another action.
+		during: [{ afterMs: 300, run: (t) => `ip -n ${t.kmNamespace} xfrm policy update src ${t.client.v4}/32 dst ${t.server.v4}/32 dir out action ${action}` }],
+		stock: {},
+		// 0018: the sleeper is woken and routes again against the new policy at once; up to 0017 it slept until the
+		// acquire expired (3 s) and was told EHOSTUNREACH.
+		resolved: action === 'allow'
+			? all(probeRan, connectAtOnce, sendSays(1, '', 250, 1000), acquires(1))
+			: all(probeRan, connectAtOnce, sendSays(1, 'EPERM', 250, 1000), acquires(1), nothingInClear),
+	})),
 	saChurn('fault-sa-churn-under-traffic', 'fault: the SAs are flushed every 250 ms for 3 s (each flush a new ACQUIRE, answered in 50 ms) while a blocking UDP client sends 150 datagrams: nothing in clear, no call fails, nearly all echoed',
 		{ count: 150, intervalMs: 20, timeoutMs: 2000 }, { flushes: 12, everyMs: 250 }, 6, 0.9),
 ];
@@ -701,6 +750,17 @@ const MATRIX: readonly Case[] = [
 		stock: { 'larval_drop=0': all(probeRan, firstEagainAt(100, 102), allLost, acquires(1)) },
 		// No resolved row: with the series each of the 110 blocking send()s waits for the SA (udp-send-sndtimeo shows
 		// how long); the bounded queue is the kselftest's, with unconnected ping sockets.
+	},
+	{
+		id: 'udp-sendto-overflow',
+		title: 'key manager never answers: 110 unconnected non-blocking sendto()s to one peer each say success, and every datagram is lost',
+		topology: 'transport',
+		probe: { family: 4, proto: 'udp', mode: 'nonblock', count: 110, noConnect: true, timeoutMs: 500 },
+		km: { never: true },
+		stock: { 'larval_drop=1': all(probeRan, sendsSucceed, allLost, acquires(1)) },
+		// The series holds the first 100 (xfrm_resolve_qlen) and says EAGAIN from the 101st on, not success for a
+		// datagram it dropped (0017; before it the queue said ENOBUFS, which UDP reports as success).
+		resolved: all(probeRan, firstEagainAt(101, 101), sendsFromSay(101, 'EAGAIN'), acquires(1)),
 	},
 	{
 		id: 'tcp-connect-km-never',
@@ -828,6 +888,8 @@ const MATRIX: readonly Case[] = [
 	strictConnect(6, 'udp6-strict-connect'),
 	strictConnectFails(4, 'udp-strict-connect-acquire-fails'),
 	strictConnectFails(6, 'udp6-strict-connect-acquire-fails'),
+	strictBlockingConnect(4, 'udp-strict-blocking-connect'),
+	strictBlockingConnect(6, 'udp6-strict-blocking-connect'),
 	optOut(4, 'udp-opt-out'),
 	optOut(6, 'udp6-opt-out'),
 	{
