@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { positiveCount } from '../../harness/util/count.js';
-import { firewallRowRepeat, repeatFor } from '../vm/repeat.js';
+import { firewallRowRepeat, patchedCompatRowRuns, repeatFor } from '../vm/repeat.js';
 
 describe('counts', () => {
 	it('take whole numbers from 1, and nothing else', () => {
@@ -28,6 +28,9 @@ describe('counts', () => {
 		expect(firewallRowRepeat(fw, 'larval_drop=1', 'stock', 1, {})).toBe(0);
 		expect(firewallRowRepeat(fw, 'larval_drop=1', 'stock', 2, { LARVAL_TIER: 'full' })).toBe(2);
 		expect(firewallRowRepeat({}, 'larval_drop=1', 'stock', 2, {})).toBe(2);
+		expect(patchedCompatRowRuns('larval_drop=1', {})).toBe(true);
+		expect(patchedCompatRowRuns('larval_drop=0', {})).toBe(false);
+		expect(patchedCompatRowRuns('larval_drop=0', { LARVAL_TIER: 'full' })).toBe(true);
 	});
 });
 

@@ -49,3 +49,14 @@ export function firewallRowRepeat(c: { firewall?: string }, modeId: string, kern
 	if (kernel === 'patched') return modeId === 'xfrm_resolve=1' ? 1 : 0;
 	return modeId === 'larval_drop=0' ? repeat : 0;
 }
+
+/**
+ * The patched kernel's compatibility rows (xfrm_resolve=0: stock's
+ * behaviour, unchanged) in the `ci` tier: the default mode
+ * (larval_drop=1) for every case; the hold queue's (larval_drop=0) in
+ * `full` only, where every case runs in every mode.  Returns whether the
+ * row runs.
+ */
+export function patchedCompatRowRuns(modeId: string, env: NodeJS.ProcessEnv = process.env): boolean {
+	return tierOf(env) === 'full' || modeId !== 'larval_drop=0';
+}
