@@ -21,41 +21,28 @@ export interface StaticKeySites {
 
 const ENTRY = 16;
 
-interface Sym { addr: bigint; name: string }
+interface Sym { addr: bigint; type: string; name: string }
 
+/** Every symbol of @vmlinux, by address: one nm run serves the key, the jump table's bounds and the functions. */
 async function symbols(vmlinux: string): Promise<Sym[]> {
 	const r = await execa('nm', ['-n', vmlinux], { reject: false, timeout: 120_000, maxBuffer: 256 * 1024 * 1024 });
 	if (r.exitCode !== 0) throw new LarvalError(`nm ${vmlinux} failed`, r.stderr);
 	return r.stdout.split('\n').flatMap((l) => {
-		const [a, t, name] = l.trim().split(/\s+/);
-		return a && name && /^[tTwW]$/.test(t ?? '') ? [{ addr: BigInt(`0x${a}`), name }] : [];
+		const [a, type, name] = l.trim().split(/\s+/);
+		return a && type && name && /^[0-9a-f]+$/.test(a) ? [{ addr: BigInt(`0x${a}`), type, name }] : [];
 	});
 }
 
-async function allSymbols(vmlinux: string): Promise<string> {
-	const r = await execa('nm', [vmlinux], { reject: false, timeout: 120_000, maxBuffer: 256 * 1024 * 1024 });
-	if (r.exitCode !== 0) throw new LarvalError(`nm ${vmlinux} failed`, r.stderr);
-	return r.stdout;
-}
-
-function keyAddress(vmlinux: string, nmOut: string, key: string): bigint {
-	const line = nmOut.split('\n').find((l) => l.trim().split(/\s+/)[2] === key);
-	if (!line) throw new LarvalError(`${vmlinux} has no symbol ${key}: not the series, or CONFIG_XFRM off`);
-	return BigInt(`0x${line.trim().split(/\s+/)[0]}`);
-}
+const addressOf = (syms: readonly Sym[], name: string): bigint | null => syms.find((x) => x.name === name)?.addr ?? null;
 
 /**
  * The jump table, between __start___jump_table and __stop___jump_table:
  * vmlinux keeps it inside a data section (JUMP_TABLE_DATA), not in one of
  * its own, so its bytes are read at the file offset of that section.
  */
-async function jumpTable(vmlinux: string, nmOut: string): Promise<{ addr: bigint; data: Buffer }> {
-	const addrOf = (name: string) => {
-		const line = nmOut.split('\n').find((l) => l.trim().split(/\s+/)[2] === name);
-		return line ? BigInt(`0x${line.trim().split(/\s+/)[0]}`) : null;
-	};
-	const start = addrOf('__start___jump_table');
-	const stop = addrOf('__stop___jump_table');
+async function jumpTable(vmlinux: string, syms: readonly Sym[]): Promise<{ addr: bigint; data: Buffer }> {
+	const start = addressOf(syms, '__start___jump_table');
+	const stop = addressOf(syms, '__stop___jump_table');
 	if (start === null || stop === null) throw new LarvalError(`${vmlinux} has no jump table: built without CONFIG_JUMP_LABEL, so every static key is a load and a test`);
 	const sec = await execa('readelf', ['-S', '-W', vmlinux], { reject: false, timeout: 60_000 });
 	// [Nr] Name Type Address Off Size ...
@@ -92,9 +79,11 @@ function functionAt(syms: readonly Sym[], addr: bigint): string {
 }
 
 export async function staticKeySites(vmlinux: string, key: string): Promise<StaticKeySites> {
-	const [syms, nmOut] = await Promise.all([symbols(vmlinux), allSymbols(vmlinux)]);
-	const keyAddr = keyAddress(vmlinux, nmOut, key);
-	const jt = await jumpTable(vmlinux, nmOut);
+	const syms = await symbols(vmlinux);
+	const keyAddr = addressOf(syms, key);
+	if (keyAddr === null) throw new LarvalError(`${vmlinux} has no symbol ${key}: not the series, or CONFIG_XFRM off`);
+	const jt = await jumpTable(vmlinux, syms);
+	const text = syms.filter((x) => /^[tTwW]$/.test(x.type));
 	const functions = new Set<string>();
 	let sites = 0;
 	for (let off = 0; off + ENTRY <= jt.data.length; off += ENTRY) {
@@ -103,7 +92,7 @@ export async function staticKeySites(vmlinux: string, key: string): Promise<Stat
 		const k = (entry + 8n + jt.data.readBigInt64LE(off + 8)) & ~3n;
 		if (k !== keyAddr) continue;
 		sites++;
-		functions.add(functionAt(syms, code));
+		functions.add(functionAt(text, code));
 	}
 	return { key, keyAddress: keyAddr, functions: [...functions].sort(), sites };
 }
