@@ -499,7 +499,8 @@ const COMMANDS: Record<string, Command> = {
 		usage: `check-series [--from N] [--to N] [--no-build] [--no-boot] [--cpus N] [--json FILE]
       Bisectability: for each patch N of kernel-patches/series, checkpatch
       --strict, then apply it on top of 1..N-1, build that prefix
-      incrementally, boot it and run a few stock-mode compatibility rows.
+      incrementally (and again with CONFIG_IPV6=n, in a build directory of
+      its own), boot it and run a few stock-mode compatibility rows.
       One row per patch; exits 1 if any prefix failed.`,
 		options: { from: value, to: value, json: value, 'no-build': flag, 'no-boot': flag, ...MACHINE_OPTIONS },
 		notes: [MACHINE_HELP],

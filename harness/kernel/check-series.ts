@@ -10,7 +10,7 @@ import { withLock } from '../util/lock.js';
 import { cacheRoot, kernelPatchesDir } from '../util/paths.js';
 import { progress } from '../util/progress.js';
 import { describeMachine, type GuestMachine } from '../vm/machine.js';
-import { type BuildTree, configureTree, makeBzImage, openBuildTree, unpackSource } from './build.js';
+import { type BuildTree, configureTree, makeBzImage, makeTree, openBuildTree, runLogged, unpackSource } from './build.js';
 import { fragmentPaths } from './config.js';
 import { applySeries, loadSeries, type Patch } from './series.js';
 import { findKernelSource } from './source.js';
@@ -148,11 +148,18 @@ export interface PrefixRow {
 	checkpatch: Step & { totals: CheckpatchTotals | null; findings: string[] };
 	apply: Step;
 	build: BuildStep;
+	/**
+	 * The same prefix built again with CONFIG_IPV6=n, in a build directory
+	 * of its own: the series' IPv4 and xfrm code must not lean on IPv6's
+	 * (0009 once included <net/xfrm.h> inside an IPv6 #if in ping.c).
+	 * Built, not booted: what could break there is the build.
+	 */
+	buildNoIpv6: BuildStep;
 	boot: CompatStep;
 }
 
 export function rowPassed(r: PrefixRow): boolean {
-	return [r.checkpatch, r.apply, r.build, r.boot].every((s) => s.status === 'ok' || s.status === 'skipped');
+	return [r.checkpatch, r.apply, r.build, r.buildNoIpv6, r.boot].every((s) => s.status === 'ok' || s.status === 'skipped');
 }
 
 const secs = (s: number | undefined) => (s === undefined ? '' : `${s < 1 ? s.toFixed(2) : s < 10 ? s.toFixed(1) : Math.round(s)} s`);
@@ -186,8 +193,8 @@ function compatCell(b: CompatStep): string {
 /** One row per patch: its checkpatch result, whether it applies on the prefix before it, and the prefix's build and boot. */
 export function renderSeriesTable(rows: readonly PrefixRow[]): string {
 	return textTable(
-		['#', 'patch', 'checkpatch --strict', 'applies', 'build', 'boot + compat'],
-		rows.map((r) => [String(r.n), r.patch, checkpatchCell(r.checkpatch), stepCell(r.apply, 'yes'), buildCell(r.build), compatCell(r.boot)]),
+		['#', 'patch', 'checkpatch --strict', 'applies', 'build', 'build IPv6=n', 'boot + compat'],
+		rows.map((r) => [String(r.n), r.patch, checkpatchCell(r.checkpatch), stepCell(r.apply, 'yes'), buildCell(r.build), buildCell(r.buildNoIpv6), compatCell(r.boot)]),
 	);
 }
 
@@ -200,7 +207,7 @@ export function bootedMachines(rows: readonly PrefixRow[]): string[] {
 export function renderFailures(rows: readonly PrefixRow[]): string {
 	const out: string[] = [];
 	for (const r of rows) {
-		const steps: Array<[string, Step]> = [['checkpatch', r.checkpatch], ['apply', r.apply], ['build', r.build], ['boot + compat', r.boot]];
+		const steps: Array<[string, Step]> = [['checkpatch', r.checkpatch], ['apply', r.apply], ['build', r.build], ['build IPv6=n', r.buildNoIpv6], ['boot + compat', r.boot]];
 		for (const [name, s] of steps) {
 			if (s.status !== 'failed') continue;
 			out.push(`${r.patch}: ${name} failed`);
@@ -274,14 +281,28 @@ async function applyOne(src: string, patch: Patch): Promise<Step> {
 	}
 }
 
-async function buildPrefix(tree: BuildTree, patch: Patch, logPath: string, fragments: readonly string[]): Promise<BuildStep & { bzImage?: string; release?: string }> {
+/**
+ * The base configuration with IPv6 switched off afterwards (and what
+ * depends on it with it): the fragments ask for IPv6 options that Kconfig
+ * must drop here, so configureTree()'s dropped-option check cannot run on
+ * this one.
+ */
+async function configureNoIpv6(tree: BuildTree, fragments: readonly string[]): Promise<void> {
+	await configureTree(tree, fragments, CONFIGURE_TIMEOUT_MS);
+	await runLogged(join(tree.src, 'scripts/config'), ['--file', join(tree.out, '.config'), '--disable', 'IPV6'], tree.dir, tree.log, tree.env, CONFIGURE_TIMEOUT_MS);
+	await makeTree(tree, ['olddefconfig'], CONFIGURE_TIMEOUT_MS);
+	const config = readFileSync(join(tree.out, '.config'), 'utf8');
+	if (/^CONFIG_IPV6=/m.test(config)) throw new LarvalError('check-series: CONFIG_IPV6 stayed set after scripts/config --disable IPV6');
+}
+
+async function buildPrefix(tree: BuildTree, patch: Patch, logPath: string, configure: (t: BuildTree) => Promise<void>): Promise<BuildStep & { bzImage?: string; release?: string }> {
 	const t0 = performance.now();
 	const log = createWriteStream(logPath);
 	const prefixTree = { ...tree, log };
 	let failure: string | undefined;
 	let built: { bzImage: string; release: string } | undefined;
 	try {
-		if (touchesKconfig(patch.content)) await configureTree(prefixTree, fragments, CONFIGURE_TIMEOUT_MS);
+		if (touchesKconfig(patch.content)) await configure(prefixTree);
 		built = await makeBzImage(prefixTree, availableParallelism(), BUILD_TIMEOUT_MS);
 	} catch (e) {
 		failure = (e as Error).message;
@@ -349,11 +370,13 @@ export async function checkSeries(opts: CheckSeriesOptions): Promise<CheckSeries
 		const setupLogPath = join(logs, 'setup.log');
 		const setupLog = createWriteStream(setupLogPath);
 		const tree = await openBuildTree(scratch, setupLog);
+		// The same sources, a build directory of its own: make keeps each configuration's objects apart.
+		const noIpv6Tree: BuildTree = { ...tree, out: join(scratch, 'build-noipv6') };
 		// Never reuse a build directory across runs: the tarball restores old
 		// mtimes, so objects of a later prefix built last time would look newer
 		// than the sources of an earlier one and make would keep them.
-		rmSync(tree.src, { recursive: true, force: true });
-		rmSync(tree.out, { recursive: true, force: true });
+		for (const d of [tree.src, tree.out, noIpv6Tree.out]) rmSync(d, { recursive: true, force: true });
+		mkdirSync(noIpv6Tree.out, { recursive: true });
 		const report: CheckSeriesReport = { sourceVersion: source.packageVersion, range, setup: { unpackSeconds: 0 }, scratch, rows: [] };
 		try {
 			let t0 = performance.now();
@@ -377,6 +400,7 @@ export async function checkSeries(opts: CheckSeriesOptions): Promise<CheckSeries
 				progress(`check-series: configuring (tinyconfig + ${fragments.map((f) => f.split('/').pop()).join(' + ')}); log: ${setupLogPath}`);
 				t0 = performance.now();
 				await setupStep('configuring', setupLogPath, () => configureTree(tree, fragments, CONFIGURE_TIMEOUT_MS));
+				await setupStep('configuring with CONFIG_IPV6=n', setupLogPath, () => configureNoIpv6(noIpv6Tree, fragments));
 				report.setup.configureSeconds = since(t0);
 			}
 
@@ -384,18 +408,22 @@ export async function checkSeries(opts: CheckSeriesOptions): Promise<CheckSeries
 			for (const [i, p] of inRange.entries()) {
 				const n = range.from + i;
 				const notReached = { status: 'not reached' as const };
-				const row: PrefixRow = { n, patch: p.name, checkpatch: checkpatch.get(p.name)!, apply: notReached, build: notReached, boot: { ...notReached, passed: 0, total: cases.length, cells: [] } };
+				const row: PrefixRow = { n, patch: p.name, checkpatch: checkpatch.get(p.name)!, apply: notReached, build: notReached, buildNoIpv6: notReached, boot: { ...notReached, passed: 0, total: cases.length, cells: [] } };
 				if (applied) {
 					row.apply = await applyOne(tree.src, p);
 					applied = row.apply.status === 'ok';
 				}
 				if (applied && !opts.build) {
 					row.build = { status: 'skipped' };
+					row.buildNoIpv6 = { status: 'skipped' };
 					row.boot = { ...row.boot, status: 'skipped' };
 				} else if (applied) {
 					progress(`check-series: building prefix 1..${n} (${p.name}); log: ${join(logs, `${n}-build.log`)}`);
-					const built = await buildPrefix(tree, p, join(logs, `${n}-build.log`), fragments);
+					const built = await buildPrefix(tree, p, join(logs, `${n}-build.log`), (t) => configureTree(t, fragments, CONFIGURE_TIMEOUT_MS));
 					row.build = { status: built.status, seconds: built.seconds, detail: built.detail, diagnostics: built.diagnostics };
+					progress(`check-series: building prefix 1..${n} with CONFIG_IPV6=n; log: ${join(logs, `${n}-build-noipv6.log`)}`);
+					const noIpv6 = await buildPrefix(noIpv6Tree, p, join(logs, `${n}-build-noipv6.log`), (t) => configureNoIpv6(t, fragments));
+					row.buildNoIpv6 = { status: noIpv6.status, seconds: noIpv6.seconds, detail: noIpv6.detail, diagnostics: noIpv6.diagnostics };
 					if (built.status === 'ok' && !opts.boot) row.boot = { ...row.boot, status: 'skipped' };
 					else if (built.status === 'ok') row.boot = await bootPrefix(n, built.bzImage!, built.release!, cases, opts.cpus);
 				}
@@ -406,10 +434,7 @@ export async function checkSeries(opts: CheckSeriesOptions): Promise<CheckSeries
 			setupLog.end();
 		}
 		// A failed run leaves its tree for a look; the next run starts from the tarball anyway.
-		if (report.rows.every(rowPassed)) {
-			rmSync(tree.src, { recursive: true, force: true });
-			rmSync(tree.out, { recursive: true, force: true });
-		}
+		if (report.rows.every(rowPassed)) for (const d of [tree.src, tree.out, noIpv6Tree.out]) rmSync(d, { recursive: true, force: true });
 		return report;
 	});
 }

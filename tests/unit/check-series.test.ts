@@ -120,6 +120,7 @@ function row(n: number, over: Partial<PrefixRow> = {}): PrefixRow {
 		checkpatch: { status: 'ok', seconds: 3.21, totals: { errors: 0, warnings: 0, checks: 0, lines: 100 }, findings: [] },
 		apply: { status: 'ok', seconds: 0.08 },
 		build: { status: 'ok', seconds: 142.4 },
+		buildNoIpv6: { status: 'ok', seconds: 95.1 },
 		boot: { status: 'ok', seconds: 31.5, bootSeconds: 3.1, passed: 4, total: 4, cells: [] },
 		...over,
 	};
@@ -130,6 +131,7 @@ describe('the table', () => {
 		expect(rowPassed(row(1))).toBe(true);
 		expect(rowPassed(row(1, { build: { status: 'skipped' }, boot: { status: 'skipped', passed: 0, total: 4, cells: [] } }))).toBe(true);
 		expect(rowPassed(row(1, { build: { status: 'failed', seconds: 12, detail: 'error: x' } }))).toBe(false);
+		expect(rowPassed(row(1, { buildNoIpv6: { status: 'failed', seconds: 12, detail: 'net/ipv4/ping.c:1: error: z' } }))).toBe(false);
 		expect(rowPassed(row(1, { apply: { status: 'not reached' } }))).toBe(false);
 	});
 
@@ -139,22 +141,26 @@ describe('the table', () => {
 			row(2, {
 				checkpatch: { status: 'failed', seconds: 2.9, totals: { errors: 0, warnings: 1, checks: 0, lines: 80 }, findings: ['WARNING: x'], detail: 'WARNING: x' },
 				build: { status: 'failed', seconds: 45, detail: 'make exited with 2\nnet/xfrm/xfrm_policy.c:12: error: y', diagnostics: { errors: ['net/xfrm/xfrm_policy.c:12: error: y'], warnings: ['a: warning: b', 'c: warning: d'] } },
+				buildNoIpv6: { status: 'failed', seconds: 40, detail: 'make exited with 2\nnet/ipv4/ping.c:9: error: z', diagnostics: { errors: ['net/ipv4/ping.c:9: error: z'], warnings: [] } },
 				boot: { status: 'not reached', passed: 0, total: 4, cells: [] },
 			}),
-			row(3, { apply: { status: 'skipped' }, build: { status: 'skipped' }, boot: { status: 'failed', seconds: 20, bootSeconds: 3.4, passed: 3, total: 4, cells: [], detail: 'udp-datagrams-lost: 3/3 echoed' } }),
+			row(3, { apply: { status: 'skipped' }, build: { status: 'skipped' }, buildNoIpv6: { status: 'skipped' }, boot: { status: 'failed', seconds: 20, bootSeconds: 3.4, passed: 3, total: 4, cells: [], detail: 'udp-datagrams-lost: 3/3 echoed' } }),
 		];
 		const table = renderSeriesTable(rows).split('\n');
-		expect(table[0]).toMatch(/^\| # \| patch +\| checkpatch --strict +\| applies +\| build +\| boot \+ compat +\|$/);
+		expect(table[0]).toMatch(/^\| # \| patch +\| checkpatch --strict +\| applies +\| build +\| build IPv6=n +\| boot \+ compat +\|$/);
 		expect(table).toHaveLength(5);
-		expect(table[2]).toMatch(/^\| 1 \| 0001-x\.patch \| ok \(0 errors, 0 warnings, 0 checks\) 3\.2 s +\| yes 0\.08 s \| ok 142 s +\| ok 4\/4 \(boot 3\.1 s, total 32 s\) +\|$/);
-		expect(table[3]).toMatch(/FAIL \(0 errors, 1 warnings, 0 checks\) 2\.9 s .*\| FAIL 45 s \(1 error, 2 warnings\) \| not reached/);
-		expect(table[4]).toMatch(/\| skipped +\| skipped +\| FAIL 3\/4 \(boot 3\.4 s, total 20 s\)/);
+		expect(table[2]).toMatch(/^\| 1 \| 0001-x\.patch \| ok \(0 errors, 0 warnings, 0 checks\) 3\.2 s +\| yes 0\.08 s \| ok 142 s +\| ok 95 s +\| ok 4\/4 \(boot 3\.1 s, total 32 s\) +\|$/);
+		expect(table[3]).toMatch(/FAIL \(0 errors, 1 warnings, 0 checks\) 2\.9 s .*\| FAIL 45 s \(1 error, 2 warnings\) \| FAIL 40 s \(1 error\) \| not reached/);
+		expect(table[4]).toMatch(/\| skipped +\| skipped +\| skipped +\| FAIL 3\/4 \(boot 3\.4 s, total 20 s\)/);
 		expect(renderFailures(rows).split('\n')).toEqual([
 			'0002-x.patch: checkpatch failed',
 			'    WARNING: x',
 			'0002-x.patch: build failed',
 			'    make exited with 2',
 			'    net/xfrm/xfrm_policy.c:12: error: y',
+			'0002-x.patch: build IPv6=n failed',
+			'    make exited with 2',
+			'    net/ipv4/ping.c:9: error: z',
 			'0003-x.patch: boot + compat failed',
 			'    udp-datagrams-lost: 3/3 echoed',
 		]);
