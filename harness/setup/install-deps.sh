@@ -29,6 +29,9 @@ packages=(
 	# --km strongswan: charon, swanctl and the plugins copied into the guest
 	# (gcm is in the standard plugins; the rest come with libstrongswan)
 	strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
+	# tests/vm/programs.test.ts: unmodified programs copied into the guest
+	# (getent is libc-bin's, curl is here already for most; dnsmasq serves the names)
+	bind9-dnsutils curl socat dnsmasq-base
 )
 
 missing=()

@@ -2,7 +2,7 @@ import { LarvalError } from '../util/errors.js';
 import { shellJoin } from '../util/shell.js';
 import { aeadKey, type Family, keyingLine, policyAdd } from '../net/xfrm.js';
 import type { Vm } from '../vm/vm.js';
-import { background, kmArgs, RUN_DIR, splitSections, waitForReady } from './lab.js';
+import { background, kmArgs, RUN_DIR, setUpOrNotReady, splitSections, UPTIME_FN, waitForReady } from './lab.js';
 import { num } from './outcome.js';
 
 /**
@@ -45,9 +45,6 @@ const FAR = { 4: '10.89.0.2', 6: '2001:db8:89::2' } as const;
 const REQID = 89;
 const L2TP_PORT = { 4: 1701, 6: 1702 } as const;
 
-/** Seconds since boot with centisecond resolution: busybox's date has no %N. */
-const UPTIME = 'up() { read u _ </proc/uptime; echo "$u"; }';
-
 function setUp(spec: KernelSocketsSpec, dir: string): string[] {
 	const cmds = [
 		'ip netns add lks-near',
@@ -64,7 +61,7 @@ function setUp(spec: KernelSocketsSpec, dir: string): string[] {
 		...([4, 6] as const).map((f) => `ip -n lks-near ${shellJoin(policyAdd({ dir: 'out', src: `${NEAR[f]}/${f === 4 ? 32 : 128}`, dst: `${FAR[f]}/${f === 4 ? 32 : 128}`, tmpl: { mode: 'transport', reqid: REQID } }))}`),
 	];
 	return [
-		...cmds.map((c) => `${c} 2>${dir}/setup.err || { echo "=== not-ready"; echo ${shellJoin([c])}; cat ${dir}/setup.err; exit 94; }`),
+		...setUpOrNotReady(cmds, `${dir}/setup.err`),
 		// Stock has no such switch and never waits; on the series the check is about xfrm_resolve=1.
 		'if [ -e /proc/sys/net/core/xfrm_resolve ]; then ip netns exec lks-near sysctl -qw net.core.xfrm_resolve=1; echo "=== resolve"; echo 1; fi',
 	];
@@ -76,7 +73,7 @@ export function kernelSocketsScript(spec: KernelSocketsSpec): string {
 	const log = `${dir}/km.log`;
 	return [
 		'set -u',
-		UPTIME,
+		UPTIME_FN,
 		`rm -rf ${dir}; mkdir -p ${dir}`,
 		'for ns in lks-near lks-far; do ip netns del $ns 2>/dev/null; done',
 		...setUp(spec, dir),

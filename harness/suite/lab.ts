@@ -232,7 +232,7 @@ function settleTcp(namespaces: readonly string[]): string {
  * answers the next case's ACQUIRE and makes it look fast.  (Debian's busybox
  * has no pkill/pgrep; killall and pidof it has.)  SIGKILL after 2 s.
  */
-function stopKeyManagers(): string {
+export function stopKeyManagers(): string {
 	return [
 		'killall -TERM larval-km 2>/dev/null',
 		'n=0; while pidof larval-km >/dev/null && [ $n -lt 100 ]; do sleep 0.02; n=$((n+1)); done',
@@ -261,6 +261,17 @@ function keyUp(ns: string, peer: string): string {
 export function background(ns: string, args: readonly string[], stderr: string): string {
 	// setsid + redirections: the ssh channel closes while the program runs on.
 	return `ip netns exec ${ns} setsid ${shellJoin(args)} </dev/null >/dev/null 2>${stderr} &`;
+}
+
+/** Shell: `up` prints seconds since boot with centisecond resolution (busybox's date has no %N). */
+export const UPTIME_FN = 'up() { read u _ </proc/uptime; echo "$u"; }';
+
+/**
+ * Shell: each set-up command, or the "=== not-ready" section that names the
+ * command that failed and what it printed (@errFile holds its stderr).
+ */
+export function setUpOrNotReady(cmds: readonly string[], errFile: string): string[] {
+	return cmds.map((c) => `${c} 2>${errFile} || { echo "=== not-ready"; echo ${shellJoin([c])}; cat ${errFile}; exit 94; }`);
 }
 
 export function waitForReady(log: string, what: string, tries = 200): string {

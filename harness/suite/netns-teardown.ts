@@ -3,7 +3,7 @@ import { shellJoin } from '../util/shell.js';
 import { aeadKey, type Family, keyingLine, policyAdd } from '../net/xfrm.js';
 import { parseTap } from '../probe/tap.js';
 import type { Vm } from '../vm/vm.js';
-import { background, kmArgs, parseXfrmStat, probeArgs, type Proto, RUN_DIR, splitSections, waitForReady } from './lab.js';
+import { background, kmArgs, parseXfrmStat, probeArgs, type Proto, RUN_DIR, setUpOrNotReady, splitSections, UPTIME_FN, waitForReady } from './lab.js';
 import { num } from './outcome.js';
 
 /**
@@ -72,8 +72,6 @@ const REQID = 88;
 /** A port nobody listens on in the near namespace: the far side's SYNs there draw RSTs. */
 const CLOSED_PORT = 9;
 
-/** Seconds since boot with centisecond resolution: busybox's date has no %N. */
-const UPTIME = 'up() { read u _ </proc/uptime; echo "$u"; }';
 /** Exited (or a zombie, which holds no namespace any more). */
 const GONE = 'gone() { s=$(cut -d" " -f3 /proc/$1/stat 2>/dev/null); [ -z "$s" ] || [ "$s" = Z ]; }';
 
@@ -94,7 +92,7 @@ function pairSetUp(near: string, far: string, dev: string, acqExpiresS: number):
 		`ip -n ${near} ${shellJoin(policyAdd({ dir: 'out', src: `${NEAR4}/32`, dst: `${FAR4}/32`, tmpl: { mode: 'transport', reqid: REQID } }))}`,
 		`ip -n ${near} ${shellJoin(policyAdd({ dir: 'out', src: `${NEAR6}/128`, dst: `${FAR6}/128`, tmpl: { mode: 'transport', reqid: REQID } }))}`,
 	];
-	return cmds.map((c) => `${c} 2>${RUN_DIR}/teardown.err || { echo "=== not-ready"; echo ${shellJoin([c])}; cat ${RUN_DIR}/teardown.err; exit 94; }`);
+	return setUpOrNotReady(cmds, `${RUN_DIR}/teardown.err`);
 }
 
 /**
@@ -145,7 +143,7 @@ export function teardownScript(spec: TeardownSpec): string {
 	const each = (f: (i: number) => string) => SLEEPERS.map((_, i) => f(i));
 	return [
 		'set -u',
-		UPTIME,
+		UPTIME_FN,
 		GONE,
 		`rm -rf ${dir}; mkdir -p ${dir}`,
 		'for ns in ltd-near ltd-far ltd2-near ltd2-far; do ip netns del $ns 2>/dev/null; done',

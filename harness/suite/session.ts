@@ -68,9 +68,10 @@ export class KernelSession {
 
 	/**
 	 * @keying: who keys every lab of this guest (a topology's namespaces exist once per guest, so one or the other).
-	 * @guestOptions: the guests' vCPUs (default: LARVAL_CPUS, else 2).
+	 * @guestOptions: the guests' vCPUs (default: LARVAL_CPUS, else 2), and
+	 * overlays every guest of the session carries (host programs, say).
 	 */
-	constructor(readonly kernel: KernelTarget, readonly keying: LabKeying = 'test', private readonly guestOptions: Pick<GuestOptions, 'cpus'> = {}) {
+	constructor(readonly kernel: KernelTarget, readonly keying: LabKeying = 'test', private readonly guestOptions: Pick<GuestOptions, 'cpus' | 'overlays'> = {}) {
 		this.timeScale = timeScaleOf(kernel);
 	}
 
@@ -86,7 +87,7 @@ export class KernelSession {
 	private async ensureGuest(): Promise<Guest> {
 		if (!this.guest || !this.guest.vm.alive) {
 			await this.guest?.vm.stop({ failed: true });
-			const overlays: GuestOptions['overlays'] = this.keying === 'strongswan' ? [['strongswan', await strongswanOverlay()]] : [];
+			const overlays: GuestOptions['overlays'] = [...(this.keying === 'strongswan' ? [['strongswan', await strongswanOverlay()] as const] : []), ...(this.guestOptions.overlays ?? [])];
 			this.guest = await bootGuest(this.kernel, { ...this.guestOptions, overlays });
 			this.labs.clear();
 			this.seenFindings = 0;
