@@ -41,7 +41,7 @@ const HOST_PROGRAMS: Record<string, string[]> = {
 	'/usr/sbin/nft': ['/usr/sbin/nft'],
 };
 
-function findFirst(candidates: readonly string[]): string {
+export function findFirst(candidates: readonly string[]): string {
 	const hit = candidates.find((c) => existsSync(c));
 	if (!hit) throw new LarvalError(`none of ${candidates.join(', ')} exists: run \`make deps\``);
 	return hit;
@@ -84,7 +84,7 @@ async function busyboxEntries(skip: ReadonlySet<string>): Promise<CpioEntry[]> {
 }
 
 /** @skipLibs: libraries the image below already has. */
-async function hostProgramEntries(programs: Map<string, string>, skipLibs: ReadonlySet<string> = new Set()): Promise<CpioEntry[]> {
+export async function hostProgramEntries(programs: Map<string, string>, skipLibs: ReadonlySet<string> = new Set()): Promise<CpioEntry[]> {
 	const entries: CpioEntry[] = [];
 	const libs = new Set<string>();
 	for (const [guest, host] of programs) {
@@ -131,9 +131,14 @@ async function buildStrongswanOverlay(): Promise<Buffer> {
 	const missing = files.filter((f) => !existsSync(f));
 	if (missing.length) throw new LarvalError(`strongSwan is not installed on this host (missing ${missing.join(', ')}): run \`make deps\``);
 	// libc, libcap, libgmp and the loader are in the base image already (bash, ip, dropbear): 2.7 MB less to copy at each boot.
-	const baseLibs = new Set<string>();
-	for (const candidates of Object.values(HOST_PROGRAMS)) for (const lib of await sharedLibraries(findFirst(candidates))) baseLibs.add(lib);
-	return writeCpio(withParentDirs(await hostProgramEntries(new Map(files.map((f) => [f, f])), baseLibs)));
+	return writeCpio(withParentDirs(await hostProgramEntries(new Map(files.map((f) => [f, f])), await baseImageLibraries())));
+}
+
+/** The libraries the base image's host programs load: an overlay need not copy them again. */
+export async function baseImageLibraries(): Promise<Set<string>> {
+	const libs = new Set<string>();
+	for (const candidates of Object.values(HOST_PROGRAMS)) for (const lib of await sharedLibraries(findFirst(candidates))) libs.add(lib);
+	return libs;
 }
 
 function findOnPath(name: string): string | undefined {

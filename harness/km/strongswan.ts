@@ -1,5 +1,6 @@
 import type { IkeLink, Topology } from '../net/topology.js';
 import { shellJoin } from '../util/shell.js';
+import { daemonNotReady, ends, ikeSides, stopByPidFile } from './ike-common.js';
 
 /**
  * strongSwan as the key manager: one charon per IPsec peer namespace, each
@@ -83,7 +84,7 @@ swanctl {
 }
 
 function connection(name: string, l: IkeLink, side: 'near' | 'far'): string {
-	const [me, peer] = side === 'near' ? [l.near, l.far] : [l.far, l.near];
+	const [me, peer] = ends(l, side);
 	return `	${name} {
 		version = 2
 		local_addrs = ${me.addr}
@@ -127,11 +128,9 @@ export const CHARON_BASE = '/var/lib/larval';
 
 /** The near side's charon first (the one that sees the ACQUIRE), then the far side's. */
 export function charonInstances(t: Topology, base = CHARON_BASE): CharonInstance[] {
-	const near = t.ike[0]!.near.ns;
-	const far = t.ike[0]!.far.ns;
-	return ([[near, 'near'], [far, 'far']] as const).map(([ns, side]) => {
+	return ikeSides(t).map(({ ns, side, links }) => {
 		const dir = `${base}/charon-${ns}`;
-		return { ns, dir, strongswanConf: strongswanConf(dir), swanctlConf: swanctlConf(t.ike.filter((l) => (side === 'near' ? l.near.ns : l.far.ns) === ns), side) };
+		return { ns, dir, strongswanConf: strongswanConf(dir), swanctlConf: swanctlConf(links, side) };
 	});
 }
 
@@ -146,13 +145,12 @@ export function writeConfigs(cs: readonly CharonInstance[]): string[] {
 	]);
 }
 
-const TAIL_LINES = 25;
 /** What charon logs (or prints, before its log is open) when it will not start. */
 const CHARON_GAVE_UP = 'abort initialization|initialization failed|charon already running';
 
 /** Shell: the "=== not-ready" section Lab turns into an error, with the tail of charon's log and stderr. */
 function notReady(c: CharonInstance, what: string, status: number): string {
-	return `{ echo "=== not-ready"; echo "charon in ${c.ns}: ${what}; the tail of ${charonLog(c)}:"; tail -n ${TAIL_LINES} ${charonLog(c)} ${c.dir}/charon.err ${c.dir}/swanctl.out 2>/dev/null; exit ${status}; }`;
+	return daemonNotReady('charon', c.ns, what, [charonLog(c), `${c.dir}/charon.err`, `${c.dir}/swanctl.out`], status);
 }
 
 /**
@@ -184,8 +182,5 @@ export function startCharons(cs: readonly CharonInstance[]): string[] {
 
 /** Shell: stops every charon (SIGTERM, SIGKILL after 3 s), so that none answers the next case's ACQUIRE. */
 export function stopCharons(cs: readonly CharonInstance[]): string[] {
-	return cs.map((c) => {
-		const pid = `${c.dir}/run/charon.pid`;
-		return `if [ -s ${pid} ]; then p=$(cat ${pid}); kill -TERM $p 2>/dev/null; n=0; while kill -0 $p 2>/dev/null && [ $n -lt 150 ]; do sleep 0.02; n=$((n+1)); done; kill -KILL $p 2>/dev/null; n=0; while kill -0 $p 2>/dev/null && [ $n -lt 50 ]; do sleep 0.02; n=$((n+1)); done; rm -f ${pid}; fi`;
-	});
+	return cs.map((c) => stopByPidFile(`${c.dir}/run/charon.pid`));
 }

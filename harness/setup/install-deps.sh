@@ -29,6 +29,10 @@ packages=(
 	# --km strongswan: charon, swanctl and the plugins copied into the guest
 	# (gcm is in the standard plugins; the rest come with libstrongswan)
 	strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
+	# --km libreswan: the libraries pluto links (and certutil for its NSS
+	# database); the package itself is fetched, not installed (fetch-libreswan.sh)
+	libnss3 libnspr4 libnss3-tools libunbound8 libldns3 libevent-core-2.1-7
+	libevent-pthreads-2.1-7 libcurl3-nss libcap-ng0 libaudit1 libldap-2.5-0 libpam0g
 	# tests/vm/programs.test.ts: unmodified programs copied into the guest
 	# (getent is libc-bin's, curl is here already for most; dnsmasq serves the names)
 	bind9-dnsutils curl socat dnsmasq-base
@@ -40,12 +44,15 @@ for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 		missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+	SUDO=
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	echo "install-deps: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	# Stale or absent package lists make apt-get install fail on a fresh machine.
+	$SUDO apt-get update -q >/dev/null
+	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-SUDO=
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-echo "install-deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-# Stale or absent package lists make apt-get install fail on a fresh machine.
-$SUDO apt-get update -q >/dev/null
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+# --km libreswan: Debian's package, extracted into the harness cache.
+bash "$(dirname "$0")/fetch-libreswan.sh"
