@@ -26,8 +26,10 @@ import { benchFigures } from './report/bench-figures.js';
 import { compareFigures, DEFAULT_TOLERANCE_PCT, figuresOfJson, renderComparison } from './report/bench-compare.js';
 import { renderJunit, renderMachines, renderTable } from './report/table.js';
 import { renderKtap } from './report/ktap.js';
-import { hostToolsOverlay, strongswanOverlay } from './image/build.js';
-import { parseKeyManager, parseResolve, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
+import { hostToolsOverlay } from './image/build.js';
+import { ikeDaemonOverlay } from './image/ike-overlay.js';
+import { IKE_DAEMON, type IkeDaemonName } from './km/ike-daemon.js';
+import { isIkeDaemon, parseKeyManager, parseResolve, parseTopologyName, type ScenarioOptions, setUpScenario } from './suite/scenario.js';
 import { renderFuzzCounts, runFuzz } from './suite/fuzz.js';
 import { parseSeed } from './suite/fuzz-plan.js';
 import { describeStress, runStress } from './suite/stress.js';
@@ -55,10 +57,12 @@ ${CPUS_HELP}
       --append "WORDS"              more kernel command-line words
       --topology transport|tunnel   set up the namespaces, SAs and policies
                                     of a topology (echo servers on the far side)
-      --km test|strongswan|none     the test key manager in the near side's
+      --km test|strongswan|libreswan|none
+                                    the test key manager in the near side's
                                     namespace (default with --topology: test),
-                                    or a charon on each side (IKEv2 PSK, trap
-                                    policies; logs kept in results/strongswan/)
+                                    or a charon (strongswan) or a pluto
+                                    (libreswan) on each side (IKEv2 PSK, trap
+                                    policies; logs kept in results/DAEMON/)
       --ns NAME                     run the command (or shell) in namespace NAME
       --with PROG[,PROG...]         copy host programs and their libraries to
                                     /usr/local/bin in the guest
@@ -144,7 +148,7 @@ async function bootForUser(args: ParsedArgs) {
 	const kernel = await resolveKernel(single(args, 'kernel') ?? 'patched');
 	const tools = (args.options.get('with') ?? []).flatMap((w) => w.split(',')).filter(Boolean);
 	const overlays: Array<readonly [string, Buffer]> = tools.length ? [[`with:${tools.join(',')}`, await hostToolsOverlay(tools)]] : [];
-	if (opts.km === 'strongswan') overlays.push(['strongswan', await strongswanOverlay()]);
+	if (isIkeDaemon(opts.km)) overlays.push([opts.km, await ikeDaemonOverlay(opts.km)]);
 	const guest = await bootGuest(kernel, { ...machine, overlays });
 	try {
 		const scenario = await setUpScenario(guest.vm, opts);
@@ -183,16 +187,16 @@ async function cmdExec(args: ParsedArgs): Promise<number> {
 		}
 		throw e;
 	} finally {
-		if (vm.alive && scenario.charonLogs.length) await keepCharonLogs(vm, scenario.charonLogs, kernel.name);
+		if (vm.alive && scenario.ikeLogs) await keepIkeLogs(vm, scenario.ikeLogs.daemon, scenario.ikeLogs.logs, kernel.name);
 		const { consoleLog, findings } = await vm.stop({ failed, keepConsole: args.flags.has('keep-console') });
 		if (findings.length) process.stderr.write(`larval: the console shows kernel trouble:\n${formatFindings(findings)}\n`);
 		if (consoleLog) process.stderr.write(`larval: console log: ${consoleLog}\n`);
 	}
 }
 
-/** charon's logs outlive the guest: one file per charon and run under results/strongswan/. */
-async function keepCharonLogs(vm: Vm, logs: ReadonlyArray<{ ns: string; log: string }>, kernelName: string): Promise<void> {
-	const dir = join(resultsRoot(), 'strongswan');
+/** The IKE daemon's logs outlive the guest: one file per instance and run under results/strongswan/ or results/libreswan/. */
+async function keepIkeLogs(vm: Vm, daemon: IkeDaemonName, logs: ReadonlyArray<{ ns: string; log: string }>, kernelName: string): Promise<void> {
+	const dir = join(resultsRoot(), daemon);
 	mkdirSync(dir, { recursive: true });
 	const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 	for (const { ns, log } of logs) {
@@ -200,7 +204,7 @@ async function keepCharonLogs(vm: Vm, logs: ReadonlyArray<{ ns: string; log: str
 		if (!r) continue;
 		const path = join(dir, `${stamp}-${kernelName.replace(/[^A-Za-z0-9_.-]/g, '_')}-${ns}.log`);
 		writeFileSync(path, r.stdout);
-		process.stderr.write(`larval: charon log (${ns}): ${path}\n`);
+		process.stderr.write(`larval: ${IKE_DAEMON[daemon].program} log (${ns}): ${path}\n`);
 	}
 }
 

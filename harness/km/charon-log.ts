@@ -1,3 +1,5 @@
+import type { Negotiation } from './ike-common.js';
+
 /**
  * Reads charon's file log as harness/km/strongswan.ts configures it:
  * `<epoch seconds>.<ms> <thread>[<GROUP>] <message>`.  The stamps are the
@@ -18,23 +20,10 @@ export function parseCharonLog(text: string): CharonLine[] {
 	return out;
 }
 
-/** What charon's log says about the negotiation the first ACQUIRE started. */
-export interface Negotiation {
-	/**
-	 * From charon reading the kernel's ACQUIRE to its "CHILD_SA ... established"
-	 * line, which it logs once the SAs and policies are in the kernel: the
-	 * time strongSwan took, IKE_SA_INIT and IKE_AUTH included.
-	 */
-	ms: number | null;
-	acquires: number;
-	/** CHILD_SAs established, by name ("v4{1}"). */
-	established: string[];
-	/** Lines that say a negotiation failed, verbatim. */
-	failures: string[];
-}
 
 const FAILURE = /failed to establish CHILD_SA|establishing IKE_SA failed|giving up after \d+ retransmits|NO_PROPOSAL_CHOSEN|AUTHENTICATION_FAILED|TS_UNACCEPTABLE|unable to (add|install) (SAD|policy)|no IKE config found|no matching CHILD_SA config/;
 
+/** What charon's log says about the negotiation the first ACQUIRE started. */
 export function negotiationOf(lines: readonly CharonLine[]): Negotiation {
 	const acquire = lines.filter((l) => l.group === 'KNL' && /^creating acquire job/.test(l.text));
 	const established = lines.filter((l) => l.group === 'IKE' && /^CHILD_SA \S+ established/.test(l.text));

@@ -6,7 +6,7 @@ import { type GuestEvent, parseEventLog } from '../probe/event-log.js';
 import { parseTap, type TapStream } from '../probe/tap.js';
 import type { Vm } from '../vm/vm.js';
 import { type Firewall, firewallLoad, firewallReport, firewallUnload } from '../net/firewall.js';
-import { type CharonInstance, charonInstances, charonLog, startCharons, stopCharons, writeConfigs } from '../km/strongswan.js';
+import { type IkeDaemonName, type IkeKeying, ikeKeying } from '../km/ike-daemon.js';
 
 export const ECHO_PORT = 7000;
 export const RAW_PROTO = 253;
@@ -61,14 +61,14 @@ export interface CaseRun {
 	peerXfrmStat: Record<string, number>;
 	/** What each fault step printed. */
 	duringOutput: string[];
-	/** With strongSwan: each charon's log for this run, near side (the initiator) first. */
-	charonLogs?: Array<{ ns: string; log: string }>;
+	/** With an IKE daemon: which, and each instance's log for this run, near side (the initiator) first. */
+	ikeLogs?: { daemon: IkeDaemonName; logs: Array<{ ns: string; log: string }> };
 	/** The case script's whole output, what caseRunOf() read: kept for recording (tests/fixtures/record-oracle.ts). */
 	guestOutput: string;
 }
 
-/** Who keys the topology: the test key manager (far side static, near side on ACQUIRE) or a charon on each side. */
-export type LabKeying = 'test' | 'strongswan';
+/** Who keys the topology: the test key manager (far side static, near side on ACQUIRE) or an IKE daemon (charon, pluto) on each side. */
+export type LabKeying = 'test' | IkeDaemonName;
 
 /** Where guest-side logs and scratch files of a lab live. */
 export const RUN_DIR = '/run/larval';
@@ -175,13 +175,12 @@ export function parseXfrmStat(text: string): Record<string, number> {
  * A case run from its script's output (the `=== name` sections of Lab.run):
  * pure, so that a recorded guest output replays through the same code
  * (tests/unit/oracle.test.ts).  @shape: how many fault steps ran, and the
- * namespaces of the charons, near side first (none with the test key manager).
+ * IKE daemon and its instances' namespaces, near side first (none with the test key manager).
  */
-export function caseRunOf(stdout: string, shape: { during: number; charonNs?: readonly string[] }, stderr = ''): CaseRun {
+export function caseRunOf(stdout: string, shape: { during: number; ike?: { daemon: IkeDaemonName; ns: readonly string[] } }, stderr = ''): CaseRun {
 	const s = splitSections(stdout);
 	if (s.has('not-ready')) throw new LarvalError(`case set-up failed in the guest: ${s.get('not-ready')!.trim()}`, stderr);
 	const tapText = s.get('probe') ?? '';
-	const charonNs = shape.charonNs ?? [];
 	return {
 		tap: parseTap(tapText),
 		tapText,
@@ -193,7 +192,7 @@ export function caseRunOf(stdout: string, shape: { during: number; charonNs?: re
 		xfrmStat: parseXfrmStat(s.get('xfrm-stat') ?? ''),
 		peerXfrmStat: counterDelta(parseXfrmStat(s.get('peer-xfrm-stat-before') ?? ''), parseXfrmStat(s.get('peer-xfrm-stat') ?? '')),
 		duringOutput: Array.from({ length: shape.during }, (_, i) => s.get(`during-${i}`)?.trim() ?? ''),
-		charonLogs: charonNs.length ? charonNs.map((ns, i) => ({ ns, log: s.get(`charon-${i}`) ?? '' })) : undefined,
+		ikeLogs: shape.ike ? { daemon: shape.ike.daemon, logs: shape.ike.ns.map((ns, i) => ({ ns, log: s.get(`ike-${i}`) ?? '' })) } : undefined,
 		guestOutput: stdout,
 	};
 }
@@ -289,13 +288,13 @@ export function waitForReady(log: string, what: string, tries = 200): string {
  * SA of one case can make the next look fast.
  */
 export class Lab {
-	/** @charons: one per side with strongSwan, none with the test key manager. */
+	/** @ike: the IKE daemon's instances, one per side; none with the test key manager. */
 	/**
 	 * @timeScale multiplies the harness's own time limits (not the probes'
 	 * or the cases' bounds): a debug kernel (KASAN, lockdep) under TCG runs
 	 * a case ten times slower.
 	 */
-	private constructor(readonly vm: Vm, readonly topo: Topology, readonly keying: LabKeying, private readonly charons: readonly CharonInstance[], readonly timeScale: number) {}
+	private constructor(readonly vm: Vm, readonly topo: Topology, readonly keying: LabKeying, private readonly ike: IkeKeying | undefined, readonly timeScale: number) {}
 
 	/** A run with a firewall did not come back: its ruleset may still be loaded, and the next run removes it first. */
 	private firewallMayBeLoaded = false;
@@ -307,14 +306,14 @@ export class Lab {
 	}
 
 	/**
-	 * With strongSwan only the network is built: the charons install every
+	 * With an IKE daemon only the network is built: the daemons install every
 	 * policy (trap) and negotiate every SA, on both sides.
 	 */
 	static async setUp(vm: Vm, topo: Topology, keying: LabKeying = 'test', timeScale = 1): Promise<Lab> {
 		const keys = `${RUN_DIR}/keys-${topo.name}`;
-		const charons = keying === 'strongswan' ? charonInstances(topo) : [];
-		const keyingSetup = keying === 'strongswan'
-			? [...topo.network, ...writeConfigs(charons)]
+		const ike = keying === 'test' ? undefined : ikeKeying(keying, topo);
+		const keyingSetup = ike
+			? [...topo.network, ...ike.configure]
 			: [...topo.setup, `cat > ${keys} <<'KEYS'\n${keyingTable(topo)}KEYS`];
 		const script = [
 			'set -e',
@@ -327,21 +326,21 @@ export class Lab {
 		if (r.code !== 0) {
 			throw new LarvalError(`setting up the ${topo.name} topology failed (status ${r.code})`, `${r.stdout}${r.stderr}`.trim());
 		}
-		return new Lab(vm, topo, keying, charons, timeScale);
+		return new Lab(vm, topo, keying, ike, timeScale);
 	}
 
 	peer(family: Family): string {
 		return this.address(this.topo.server, family);
 	}
 
-	/** Where the key manager of this topology logs, in the guest (the near side's charon with strongSwan). */
+	/** Where the key manager of this topology logs, in the guest (the near side's instance, with an IKE daemon). */
 	get kmLog(): string {
-		return this.keying === 'strongswan' ? charonLog(this.charons[0]!) : `${RUN_DIR}/km-${this.topo.name}.log`;
+		return this.ike ? this.ike.logs[0]!.log : `${RUN_DIR}/km-${this.topo.name}.log`;
 	}
 
-	/** Every charon's namespace and log, in the guest. */
-	get charonLogs(): Array<{ ns: string; log: string }> {
-		return this.charons.map((c) => ({ ns: c.ns, log: charonLog(c) }));
+	/** Every IKE daemon instance's namespace and log, in the guest (none with the test key manager). */
+	get ikeLogs(): Array<{ ns: string; log: string }> {
+		return this.ike?.logs ?? [];
 	}
 
 	/**
@@ -352,14 +351,15 @@ export class Lab {
 	 */
 	private keyingSteps(km: KmBehaviour): { reset: string[]; start: string[]; stop: string[]; report: string[] } {
 		const t = this.topo;
-		if (this.keying === 'strongswan') {
+		const ike = this.ike;
+		if (ike) {
 			return {
-				reset: [...stopCharons(this.charons), ...this.charons.flatMap((c) => [`ip -n ${c.ns} xfrm policy flush`, `ip -n ${c.ns} xfrm state flush`])],
-				start: startCharons(this.charons),
+				reset: [...ike.stop, ...ike.logs.flatMap((c) => [`ip -n ${c.ns} xfrm policy flush`, `ip -n ${c.ns} xfrm state flush`])],
+				start: ike.start,
 				// Left running: the next run (or `larval exec`'s command) stops them.
 				stop: [],
 				// Sections are lower-case (splitSections): numbered, not named after the namespace.
-				report: this.charons.map((c, i) => `echo "=== charon-${i}"; cat ${charonLog(c)} ${c.dir}/charon.err 2>/dev/null`),
+				report: ike.report.map((cat, i) => `echo "=== ike-${i}"; ${cat}`),
 			};
 		}
 		const ns = t.kmNamespace;
@@ -380,10 +380,10 @@ export class Lab {
 		return [stopKeyManagers(), `ip -n ${ns} xfrm policy flush`, `ip -n ${ns} xfrm state flush`, ...this.topo.nearPolicies];
 	}
 
-	/** Starts a charon on each side and loads their connections, for `larval exec --km strongswan`. */
-	async startStrongswan(): Promise<void> {
+	/** Starts the IKE daemon on each side with its connections, for `larval exec --km strongswan|libreswan`. */
+	async startIkeDaemon(): Promise<void> {
 		const steps = this.keyingSteps({});
-		await this.runSetUp([...steps.reset, ...steps.start], 'starting strongSwan');
+		await this.runSetUp([...steps.reset, ...steps.start], `starting ${this.ike?.daemon.label ?? 'no IKE daemon'}`);
 	}
 
 	private async runSetUp(lines: readonly string[], what: string): Promise<void> {
@@ -427,7 +427,7 @@ export class Lab {
 		const t = this.topo;
 		const ns = t.kmNamespace;
 		if (opts.fromServer && t.client.ns !== ns) throw new LarvalError(`probes from the server side need the key manager on the client (${t.name} has it in ${ns})`);
-		if (opts.fromServer && this.keying === 'strongswan') throw new LarvalError('probes from the server side need the far side\'s static SAs, which strongSwan labs do not have');
+		if (opts.fromServer && this.ike) throw new LarvalError(`probes from the server side need the far side's static SAs, which ${this.ike.daemon.label} labs do not have`);
 		const peerNs = opts.fromServer ? t.client.ns : t.server.ns;
 		const [probeNs, target] = opts.fromServer ? [t.server.ns, this.address(t.client, probe.family)] : [t.client.ns, this.peer(probe.family)];
 		const inbound = t.nearStates.filter((s) => s.dst === this.address(t.client, probe.family));
@@ -469,6 +469,6 @@ export class Lab {
 		this.firewallMayBeLoaded = this.firewallMayBeLoaded || opts.firewall !== undefined;
 		const r = await this.vm.exec(script, { timeoutMs });
 		this.firewallMayBeLoaded = false;
-		return caseRunOf(r.stdout, { during: opts.during?.length ?? 0, charonNs: this.charons.map((c) => c.ns) }, r.stderr);
+		return caseRunOf(r.stdout, { during: opts.during?.length ?? 0, ike: this.ike && { daemon: this.ike.daemon.name, ns: this.ike.logs.map((c) => c.ns) } }, r.stderr);
 	}
 }

@@ -1,7 +1,8 @@
 import type { TapPoint } from '../probe/tap.js';
 import type { CaseRun } from './lab.js';
 import { outboundInstallNs } from '../probe/event-log.js';
-import { type Negotiation, negotiationOf, parseCharonLog } from '../km/charon-log.js';
+import type { Negotiation } from '../km/ike-common.js';
+import { IKE_DAEMON, type IkeDaemonName } from '../km/ike-daemon.js';
 import { tailLines } from '../util/errors.js';
 
 /** One socket call as the probe saw it. */
@@ -42,8 +43,8 @@ export interface Outcome {
 	kmLog: string[];
 	/** Datagrams (1-based) that got no reply. */
 	lostIds: number[];
-	/** With strongSwan: what the near side's charon says of the negotiation, failures from both sides, and its log's tail. */
-	charon?: Negotiation & { tail: string };
+	/** With an IKE daemon: which, what the near side's instance says of the negotiation, failures from both sides, and its log's tail. */
+	ike?: Negotiation & { daemon: IkeDaemonName; tail: string };
 	/** The probe printed a complete TAP stream and exited 0. */
 	complete: boolean;
 	problems: string[];
@@ -52,8 +53,8 @@ export interface Outcome {
 /** The peer's counters of packets that arrived in clear where its policy wants ESP. */
 const CLEAR_COUNTERS = ['XfrmInTmplMismatch', 'XfrmInNoPols', 'XfrmInPolBlock'];
 
-/** Lines of the near side's charon log a failed strongSwan case shows. */
-const CHARON_TAIL_LINES = 25;
+/** Lines of the near side's IKE daemon log a failed case shows. */
+const IKE_TAIL_LINES = 25;
 
 /** A number from a TAP YAML value (tap-parser gives numbers or strings), or @fallback. */
 export function num(v: unknown, fallback = NaN): number {
@@ -83,8 +84,8 @@ export function outcomeOf(run: CaseRun): Outcome {
 	const probeStart = summary.probe_start_ns ?? recv.probe_start_ns;
 	const installs = run.km.filter((e) => e.kind === 'INSTALL' && (e.fields.err ?? '0') === '0');
 	const installedNs = outboundInstallNs(run.km);
-	const charonLogs = run.charonLogs ?? [];
-	const sides = charonLogs.map((c) => negotiationOf(parseCharonLog(c.log)));
+	const ikeLogs = run.ikeLogs?.logs ?? [];
+	const sides = ikeLogs.map((c) => IKE_DAEMON[run.ikeLogs!.daemon].negotiation(c.log));
 	const startNs = typeof probeStart === 'number' || typeof probeStart === 'string' ? BigInt(Math.round(Number(probeStart))) : null;
 	return {
 		sockopts: run.tap.points.filter((p) => p.name.startsWith('sockopt ')).map((p) => ({ ...call(p)!, option: p.name.slice('sockopt '.length) })),
@@ -102,8 +103,8 @@ export function outcomeOf(run: CaseRun): Outcome {
 		firstReplyMs: typeof recv.first_reply_ms === 'number' ? recv.first_reply_ms : null,
 		rttMs: Array.isArray(recv.rtt_ms) ? (recv.rtt_ms as unknown[]).map((x) => num(x)) : [],
 		lostIds: Array.isArray(recv.lost_ids) ? (recv.lost_ids as unknown[]).map((x) => num(x)) : [],
-		charon: sides.length
-			? { ...sides[0]!, failures: sides.flatMap((n, i) => n.failures.map((f) => `${charonLogs[i]!.ns}: ${f}`)), tail: tailLines(charonLogs[0]!.log, CHARON_TAIL_LINES) }
+		ike: sides.length
+			? { ...sides[0]!, daemon: run.ikeLogs!.daemon, failures: sides.flatMap((n, i) => n.failures.map((f) => `${ikeLogs[i]!.ns}: ${f}`)), tail: tailLines(ikeLogs[0]!.log, IKE_TAIL_LINES) }
 			: undefined,
 		acquires: run.km.filter((e) => e.kind === 'ACQUIRE').length,
 		clearAtPeer: CLEAR_COUNTERS.reduce((n, k) => n + (run.peerXfrmStat[k] ?? 0), 0),
@@ -137,7 +138,7 @@ export function describeOutcome(o: Outcome): string {
 	if (o.sent > 0) {
 		parts.push(o.received === 0 ? `lost ${o.lost}/${o.sent}` : o.lost ? `lost ${o.lost}/${o.sent}, first reply ${round(o.firstReplyMs ?? NaN)}` : `${o.received}/${o.sent} replied, first ${round(o.firstReplyMs ?? NaN)}`);
 	}
-	if (o.charon) parts.push(o.charon.ms === null ? 'no CHILD_SA' : `IKE ${Math.round(o.charon.ms)} ms`);
+	if (o.ike) parts.push(o.ike.ms === null ? 'no CHILD_SA' : `IKE ${Math.round(o.ike.ms)} ms`);
 	if (o.clearAtPeer) parts.push(`${o.clearAtPeer} in clear at the peer`);
 	// A few round trips tell the stale-queue story (each ~100 ms); more would crowd the cell.
 	if (o.rttMs.length >= 2 && o.rttMs.length <= 5) parts.push(`rtt ${o.rttMs.map((r) => Math.round(r)).join('/')} ms`);
@@ -154,8 +155,9 @@ export function narrate(o: Outcome): string[] {
 	if (o.pollConnect) lines.push(`poll(POLLOUT) = ${o.pollConnect.revents || 'timeout'} after ${round(o.pollConnect.waitedMs)}${o.pollConnect.soError ? `, SO_ERROR ${o.pollConnect.soError}` : ''}`);
 	if (o.pollBeforeSend) lines.push(`poll() right after connect() = ${o.pollBeforeSend.revents || 'nothing'}`);
 	const acquire = o.kmLog.find((l) => / ACQUIRE /.test(l));
-	if (o.charon) {
-		lines.push(o.charon.ms === null ? `strongSwan: no CHILD_SA established${o.charon.failures.length ? ` (${o.charon.failures.join('; ')})` : ''}` : `strongSwan: ${o.charon.acquires} ACQUIRE, CHILD_SA established ${Math.round(o.charon.ms)} ms after the first`);
+	if (o.ike) {
+		const who = IKE_DAEMON[o.ike.daemon].label;
+		lines.push(o.ike.ms === null ? `${who}: no CHILD_SA established${o.ike.failures.length ? ` (${o.ike.failures.join('; ')})` : ''}` : `${who}: ${o.ike.acquires} ACQUIRE, CHILD_SA established ${Math.round(o.ike.ms)} ms after the first`);
 	} else lines.push(
 		acquire
 			? `key manager: ${o.acquires} ACQUIRE (first at ${acquire.split(' ')[0]} ms), ${o.installs ? `SAs installed at ${round(o.installAtMs ?? NaN)}` : 'no SA installed'}`

@@ -3,9 +3,16 @@ import { topology, type TopologyName } from '../net/topology.js';
 import { UsageError } from '../util/errors.js';
 import { shellJoin } from '../util/shell.js';
 import type { Vm } from '../vm/vm.js';
+import { IKE_DAEMONS, type IkeDaemonName } from '../km/ike-daemon.js';
 import { type KmBehaviour, kernelHasResolve, Lab } from './lab.js';
 
-export type KeyManagerChoice = 'test' | 'strongswan' | 'none';
+export type KeyManagerChoice = 'test' | IkeDaemonName | 'none';
+const KEY_MANAGERS: readonly KeyManagerChoice[] = ['test', ...IKE_DAEMONS, 'none'];
+
+/** Whether @km is a real IKE daemon (strongSwan, libreswan), which keys both sides. */
+export function isIkeDaemon(km: KeyManagerChoice | undefined): km is IkeDaemonName {
+	return (IKE_DAEMONS as readonly string[]).includes(km ?? '');
+}
 
 export interface ScenarioOptions {
 	topology?: TopologyName;
@@ -32,8 +39,8 @@ export interface Scenario {
 	profile(): string;
 	/** One line for the user: what is set up where. */
 	summary: string;
-	/** With --km strongswan: each charon's namespace and log in the guest, to keep after the command. */
-	charonLogs: Array<{ ns: string; log: string }>;
+	/** With --km strongswan|libreswan: which, and each instance's namespace and log in the guest, to keep after the command. */
+	ikeLogs?: { daemon: IkeDaemonName; logs: Array<{ ns: string; log: string }> };
 }
 
 /**
@@ -55,8 +62,8 @@ export function parseResolve(v: string): 0 | 1 {
 }
 
 export function parseKeyManager(v: string): KeyManagerChoice {
-	if (v !== 'test' && v !== 'strongswan' && v !== 'none') throw new UsageError(`--km must be test, strongswan or none, not ${v}`);
-	return v;
+	if (!(KEY_MANAGERS as readonly string[]).includes(v)) throw new UsageError(`--km must be ${KEY_MANAGERS.slice(0, -1).join(', ')} or none, not ${v}`);
+	return v as KeyManagerChoice;
 }
 
 /** /etc/hosts lines that name the far host PEER (IPv4) and PEER6 (IPv6). */
@@ -84,25 +91,27 @@ async function setResolve(vm: Vm, namespaces: readonly string[], wanted: 0 | 1 |
 export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scenario> {
 	const env: Record<string, string> = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
 	let summary = 'no topology';
-	let charonLogs: Array<{ ns: string; log: string }> = [];
+	let ikeLogs: Scenario['ikeLogs'];
 	if (opts.km && opts.km !== 'none' && !opts.topology) throw new UsageError('--km needs --topology: the key manager answers for a topology\'s SAs');
 	if (opts.firewall && !opts.topology) throw new UsageError('--firewall needs --topology: the ruleset is loaded in the topology\'s namespaces');
-	if (opts.firewall && opts.km === 'strongswan') throw new UsageError('--firewall stateful admits no IKE: use it with --km test or none');
+	if (opts.firewall && isIkeDaemon(opts.km)) throw new UsageError('--firewall stateful admits no IKE: use it with --km test or none');
 	if (opts.topology) {
 		const km = opts.km ?? 'test';
-		const lab = await Lab.setUp(vm, topology(opts.topology), km === 'strongswan' ? 'strongswan' : 'test');
+		const lab = await Lab.setUp(vm, topology(opts.topology), isIkeDaemon(km) ? km : 'test');
 		const t = lab.topo;
 		const resolve = await setResolve(vm, t.namespaces, opts.resolve);
 		env.PEER = t.server.v4;
 		env.PEER6 = t.server.v6;
 		await vm.run(`cat >> /etc/hosts`, { stdin: Buffer.from(peerHostsLines(t.server.v4, t.server.v6)) });
 		if (km === 'test') await lab.startKeyManager(EXEC_KM, EXEC_KM_RUNTIME_S);
-		if (km === 'strongswan') await lab.startStrongswan();
+		if (isIkeDaemon(km)) await lab.startIkeDaemon();
 		if (opts.firewall) await lab.loadFirewall(opts.firewall);
-		charonLogs = lab.charonLogs;
+		const logs = lab.ikeLogs;
+		if (isIkeDaemon(km)) ikeLogs = { daemon: km, logs };
 		summary = `${t.name} topology: namespaces ${t.namespaces.join(', ')}; the probe side is ${t.client.ns}, PEER=${t.server.v4}, PEER6=${t.server.v6}; ` + {
 			test: `test key manager in ${t.kmNamespace} (answers 50 ms after each ACQUIRE, log ${lab.kmLog})`,
-			strongswan: `strongSwan: charon in ${charonLogs.map((c) => c.ns).join(' and ')}, IKEv2 PSK, trap policies (logs ${charonLogs.map((c) => c.log).join(', ')})`,
+			strongswan: `strongSwan: charon in ${logs.map((c) => c.ns).join(' and ')}, IKEv2 PSK, trap policies (logs ${logs.map((c) => c.log).join(', ')})`,
+			libreswan: `libreswan: pluto in ${logs.map((c) => c.ns).join(' and ')}, IKEv2 PSK, auto=ondemand trap policies (logs ${logs.map((c) => c.log).join(', ')})`,
 			none: `no key manager in ${t.kmNamespace}`,
 		}[km] + (resolve === null ? '' : `; net.core.xfrm_resolve=${resolve} (--resolve ${1 - resolve} for ${resolve ? 'stock behaviour' : 'the series'})`) +
 			(opts.firewall ? `; ${opts.firewall} firewall in every namespace (nft list table inet ${FIREWALL_TABLE})` : '');
@@ -119,7 +128,7 @@ export async function setUpScenario(vm: Vm, opts: ScenarioOptions): Promise<Scen
 	const enter = opts.ns ? `ip netns exec ${shellJoin([opts.ns])} ` : '';
 	return {
 		env,
-		charonLogs,
+		ikeLogs,
 		summary: opts.ns ? `${summary}; running in ${opts.ns}` : summary,
 		wrap: (argv) => `${exports}; exec ${enter}${shellJoin(argv)}`,
 		// Entered once: the shell started inside the namespace is not a login shell and does not read this again.

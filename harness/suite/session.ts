@@ -8,7 +8,7 @@ import type { Vm } from '../vm/vm.js';
 import { type ConsoleFinding } from '../vm/console-scan.js';
 import type { Case, Check, Mode } from './cases.js';
 import { type CaseRun, kernelHasResolve, Lab, type LabKeying } from './lab.js';
-import { strongswanOverlay } from '../image/build.js';
+import { ikeDaemonOverlay } from '../image/ike-overlay.js';
 import { describeOutcome, type Outcome, outcomeOf } from './outcome.js';
 
 export interface CellResult extends GuestMachine {
@@ -87,7 +87,7 @@ export class KernelSession {
 	private async ensureGuest(): Promise<Guest> {
 		if (!this.guest || !this.guest.vm.alive) {
 			await this.guest?.vm.stop({ failed: true });
-			const overlays: GuestOptions['overlays'] = [...(this.keying === 'strongswan' ? [['strongswan', await strongswanOverlay()] as const] : []), ...(this.guestOptions.overlays ?? [])];
+			const overlays: GuestOptions['overlays'] = [...(this.keying === 'test' ? [] : [[this.keying, await ikeDaemonOverlay(this.keying)] as const]), ...(this.guestOptions.overlays ?? [])];
 			this.guest = await bootGuest(this.kernel, { ...this.guestOptions, overlays });
 			this.labs.clear();
 			this.seenFindings = 0;

@@ -10,7 +10,8 @@ describe('guest options of larval exec and shell', () => {
 		expect(parseTopologyName('tunnel')).toBe('tunnel');
 		expect(() => parseTopologyName('mesh')).toThrow(/transport or tunnel/);
 		expect(parseKeyManager('none')).toBe('none');
-		expect(() => parseKeyManager('racoon')).toThrow(/test, strongswan or none/);
+		expect(parseKeyManager('libreswan')).toBe('libreswan');
+		expect(() => parseKeyManager('racoon')).toThrow(/^--km must be test, strongswan, libreswan or none, not racoon$/);
 	});
 
 	it('takes --resolve 0 or 1 only', () => {

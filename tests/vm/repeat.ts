@@ -5,10 +5,10 @@ import { UsageError } from '../../harness/util/errors.js';
  * Two tiers of the suites that boot guests.  `ci` (the default, `make
  * test`, what CI runs) fits CI's budget on a fresh 2-core machine: every
  * case of the matrices, the series' rows twice and the stock rows once, the
- * strongSwan cases on patched (both switches), the stress on the base and
+ * strongSwan and libreswan cases on patched (both switches), the stress on the base and
  * debug flavours.  `full` (`make test-full`) is every suite at its full
  * size: the series' rows 3 times, the stock matrix twice on stock and once
- * on Debian's kernel, strongSwan on all three kernels, the stress on the
+ * on Debian's kernel, strongSwan and libreswan on all three kernels, the stress on the
  * race (KCSAN) flavour too.  Set by LARVAL_TIER.
  */
 export type Tier = 'ci' | 'full';
@@ -26,8 +26,8 @@ export function tierOf(env: NodeJS.ProcessEnv = process.env): Tier {
  * cold, patched ~5, the debug flavour ~13) to a 90 min budget, hence `ci`.
  */
 const DEFAULT_REPEAT = {
-	ci: { patched: 2, stock: 1, distro: 1, strongswan: 1 },
-	full: { patched: 3, stock: 2, distro: 1, strongswan: 2 },
+	ci: { patched: 2, stock: 1, distro: 1, strongswan: 1, libreswan: 1 },
+	full: { patched: 3, stock: 2, distro: 1, strongswan: 2, libreswan: 2 },
 } as const;
 
 /** LARVAL_REPEAT, or the tier's default: a whole number from 1 (0 would run nothing and pass). */
