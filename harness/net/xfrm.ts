@@ -39,6 +39,8 @@ export interface PolicySpec {
 	proto?: 'tcp' | 'udp' | 'icmp' | 'ipv6-icmp' | number;
 	tmpl: TemplateSpec;
 	priority?: number;
+	/** The xfrm interface the policy belongs to (`ip link add ... type xfrm if_id N`). */
+	ifId?: number;
 }
 
 const HEX_KEY = /^0x[0-9a-f]{40}$/;
@@ -88,6 +90,7 @@ export function policyAdd(p: PolicySpec): string[] {
 	if (p.proto !== undefined) args.push('proto', String(p.proto));
 	args.push('dir', p.dir);
 	if (p.priority !== undefined) args.push('priority', String(p.priority));
+	if (p.ifId !== undefined) args.push('if_id', String(p.ifId));
 	args.push('tmpl');
 	if (t.src && t.dst) {
 		sameFamily(t.src, t.dst);

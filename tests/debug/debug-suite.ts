@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveKernel } from '../../harness/kernel/target.js';
 import { type Case, CASES, FAULT_CASES, RESOLVE_1, SOAK_CASES } from '../../harness/suite/cases.js';
 import { kselftestViolations, runNetKselftest } from '../../harness/suite/kselftest.js';
+import { DEVICE_TEARDOWN_EXPIRES_S, describeDeviceTeardown, deviceTeardownViolations, runDeviceTeardown } from '../../harness/suite/device-teardown.js';
 import { describeTeardown, runNetnsTeardown, teardownViolations } from '../../harness/suite/netns-teardown.js';
 import { cellText, KernelSession } from '../../harness/suite/session.js';
 import { everyWaiterFailedWithFullQueue, everyWaiterWokenByInstall, RESOLVE_QLEN, keyedPeerIndex, onlyTheKeyedWaiterWoken, runWaiters, type WaitersRun, type WaitersSpec } from '../../harness/suite/waiters.js';
@@ -116,6 +117,18 @@ export function defineDebugSuite(subset: DebugSubset): void {
 			expect(findings.length, formatFindings(findings)).toBe(0);
 			expect(await newLeaks(), 'kmemleak').toEqual([]);
 		}, 10 * 60_000);
+
+		// KASAN's view of issue #14's finding 4: the series up to 0011 read a freed device here (tests/fixtures/console-device-teardown-*).
+		if (subset === 'full') {
+			it('an xfrm interface in another namespace deleted under held packets: no splat, nothing at the expiry', async () => {
+				const r = await runDeviceTeardown(await session.vm(), { variant: 'xfrmi-elsewhere', acqExpiresS: DEVICE_TEARDOWN_EXPIRES_S * 5 }, session.timeScale);
+				progress(`debug device teardown: ${describeDeviceTeardown(r)}`);
+				expect(deviceTeardownViolations(r, session.timeScale)).toEqual([]);
+				const findings = session.newFindings();
+				expect(findings.length, formatFindings(findings)).toBe(0);
+				expect(await newLeaks(), 'kmemleak').toEqual([]);
+			}, 10 * 60_000);
+		}
 
 		for (const [name, spec, sysctls, check] of WAITERS[subset]) {
 			it(`${name}: as on the base kernel, no splat`, async () => {

@@ -18,6 +18,9 @@ describe('ip xfrm builders', () => {
 		expect(
 			policyAdd({ dir: 'fwd', src: '2001:db8:b::/64', dst: '2001:db8:a::/64', proto: 'udp', tmpl: { mode: 'tunnel', src: '2001:db8:1::2', dst: '2001:db8:1::1', level: 'use' } }).join(' '),
 		).toBe('xfrm policy add src 2001:db8:b::/64 dst 2001:db8:a::/64 proto udp dir fwd tmpl src 2001:db8:1::2 dst 2001:db8:1::1 proto esp mode tunnel level use');
+		expect(policyAdd({ dir: 'out', src: '0.0.0.0/0', dst: '10.92.0.2/32', ifId: 92, tmpl: { mode: 'tunnel', src: '10.92.0.1', dst: '10.92.0.2', reqid: 92 } }).join(' ')).toBe(
+			'xfrm policy add src 0.0.0.0/0 dst 10.92.0.2/32 dir out if_id 92 tmpl src 10.92.0.1 dst 10.92.0.2 proto esp reqid 92 mode tunnel level required',
+		);
 	});
 
 	it('rejects malformed input instead of letting ip fail in the guest', () => {
