@@ -41,8 +41,8 @@ async function buildLibreswanOverlay(): Promise<Buffer> {
 	const root = join(pkg, 'root');
 	const nss = join(pkg, 'nss');
 	const binaries = [PLUTO, ADDCONN, WHACK];
-	const missing = [...binaries.map((b) => join(root, b)), join(nss, 'cert9.db')].filter((f) => !existsSync(f));
-	if (missing.length) throw new LarvalError(`libreswan is not available (missing ${missing.join(', ')}): run \`make deps\``);
+	const missing = [...binaries.map((b) => join('root', b)), join('nss', 'cert9.db')].filter((f) => !existsSync(join(pkg, f)));
+	if (missing.length) throw new LarvalError(`libreswan is not available (${pkg} lacks ${missing.join(', ')}): run \`make deps\``);
 	const libnss = (await sharedLibraries(join(root, PLUTO))).find((l) => l.endsWith('/libnss3.so'));
 	if (!libnss) throw new LarvalError('pluto does not link libnss3.so: not the libreswan this harness knows');
 	const dlopened = NSS_DLOPENED.map((l) => join(dirname(libnss), l));
