@@ -4,6 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { ESP_PROPOSAL, IKE_PROPOSAL, ipsecSecrets, NSS_TEMPLATE, plutoInstances, startPlutos, stopPlutos, writePlutoConfigs } from '../../harness/km/libreswan.js';
 import { parsePlutoLog, plutoNegotiationOf } from '../../harness/km/pluto-log.js';
 import { transportTopology, tunnelTopology } from '../../harness/net/topology.js';
+import { LIBRESWAN_CASES, STRONGSWAN_CASES } from '../../harness/suite/ike-cases.js';
+import { caseRunOf } from '../../harness/suite/lab.js';
+import { describeOutcome, narrate, outcomeOf } from '../../harness/suite/outcome.js';
 
 const fixture = (name: string) => readFileSync(join(__dirname, '../fixtures', name), 'utf8');
 
@@ -85,5 +88,25 @@ describe("pluto's log", () => {
 			'Dec  1 10:00:01.123456: "v4" #2: initiator established Child SA using #1; IPsec transport',
 		].join('\n')));
 		expect(n).toEqual({ ms: 123.456, acquires: 1, established: ['v6 #9', 'v4 #2'], failures: [] });
+	});
+});
+
+describe('a libreswan case run', () => {
+	it('reads each side\'s log with pluto\'s parser and names libreswan in what it reports', () => {
+		const far = 'Dec  1 17:28:11.700000: "v4" #1: AUTHENTICATION_FAILED\n';
+		const out = `=== probe-status\n0\n=== ike-0\n${fixture('pluto-patched-transport-A.txt')}=== ike-1\n${far}`;
+		const o = outcomeOf(caseRunOf(out, { during: 0, ike: { daemon: 'libreswan', ns: ['A', 'B'] } }));
+		expect(o.ike).toMatchObject({ daemon: 'libreswan', ms: 267.697, acquires: 1, established: ['v4 #2'], failures: ['B: "v4" #1: AUTHENTICATION_FAILED'] });
+		expect(o.ike!.tail).toMatch(/initiator established Child SA/);
+		expect(describeOutcome(o)).toContain('IKE 268 ms');
+		expect(narrate(o)).toContain('libreswan: 1 ACQUIRE, CHILD_SA established 268 ms after the first');
+		// A failure on the far side fails the case, naming the daemon and its log.
+		const violations = LIBRESWAN_CASES[0]!.resolved!(o);
+		expect(violations.find((v) => v.startsWith('libreswan did not establish the CHILD_SA: B: "v4" #1: AUTHENTICATION_FAILED; the tail of pluto\'s log:'))).toBeDefined();
+	});
+
+	it('has strongSwan\'s cases, prefixed libreswan-', () => {
+		expect(LIBRESWAN_CASES.map((c) => c.id)).toEqual(STRONGSWAN_CASES.map((c) => c.id.replace(/^strongswan/, 'libreswan')));
+		expect(LIBRESWAN_CASES.map((c) => c.id)).toEqual(['libreswan-ping', 'libreswan-tcp-connect', 'libreswan-udp', 'libreswan-udp6', 'libreswan-tunnel-ping', 'libreswan-tunnel-tcp-connect', 'libreswan-tunnel-udp', 'libreswan-tunnel-udp6']);
 	});
 });
