@@ -157,6 +157,29 @@ export const sendsSucceed: Check = named('sendsSucceed', (o) => {
 	return bad.length ? [`${bad.length} send() calls failed: ${[...new Set(bad.map((b) => b.errno))].join(', ')}`] : [];
 });
 
+/**
+ * Under SA churn, what a flush may fail (kernel-patches/README.md): a
+ * sender asleep on an acquire the flush deleted gets EHOSTUNREACH
+ * (XfrmOutLarvalWaitFailed), as does the next call of a connected socket
+ * whose held datagram failed with it (XfrmOutLarvalFailed, reported by
+ * ICMP); and a datagram whose SA the flush deleted between its route
+ * lookup and its output is refused by xfrm_output_one() with EINVAL
+ * (XfrmOutStateInvalid), on stock as on the series.  Any other failure,
+ * or more of them than the counters account for, is a fault.
+ */
+export const sendsSucceedOrFlushed: Check = named('sendsSucceedOrFlushed', (o) => {
+	const bad = o.sends.filter((s) => s.errno);
+	const count = (errno: string) => bad.filter((b) => b.errno === errno).length;
+	const c = (k: string) => o.nearCounters[k] ?? 0;
+	const out: string[] = [];
+	const flushed = c('XfrmOutLarvalWaitFailed') + c('XfrmOutLarvalFailed');
+	if (count('EHOSTUNREACH') > flushed) out.push(`${count('EHOSTUNREACH')} send() calls failed with EHOSTUNREACH, but flushes failed only ${flushed} waits and held packets (XfrmOutLarvalWaitFailed + XfrmOutLarvalFailed)`);
+	if (count('EINVAL') > c('XfrmOutStateInvalid')) out.push(`${count('EINVAL')} send() calls failed with EINVAL, but only ${c('XfrmOutStateInvalid')} datagrams met a state deleted before their output (XfrmOutStateInvalid)`);
+	const other = bad.filter((b) => b.errno !== 'EHOSTUNREACH' && b.errno !== 'EINVAL');
+	if (other.length) out.push(`${other.length} send() calls failed with ${[...new Set(other.map((b) => b.errno))].join(', ')}, which no flush explains`);
+	return out;
+});
+
 export const allLost: Check = named('allLost', (o) => (o.sent > 0 && o.received === 0 ? [] : [`${o.received}/${o.sent} echoed, expected all lost`]));
 
 export const allEchoed = block('allEchoed', (minFirstMs: number = 0): Check => (o) => {
@@ -572,7 +595,7 @@ const saChurn = (id: string, title: string, traffic: Pick<ProbeSpec, 'count' | '
 	km: KM_FAST,
 	during: [nearStep(200, (ns) => `i=0; while [ $i -lt ${churn.flushes} ]; do ip -n ${ns} xfrm state flush; sleep ${churn.everyMs / 1000}; i=$((i + 1)); done`)],
 	stock: {},
-	resolved: all(probeRan, sendsSucceed, nothingInClear, acquiresAtLeast(minAcquires), mostEchoed(echoed)),
+	resolved: all(probeRan, sendsSucceedOrFlushed, nothingInClear, acquiresAtLeast(minAcquires), mostEchoed(echoed)),
 });
 
 /**
@@ -653,7 +676,7 @@ export const FAULT_CASES: readonly Case[] = [
 			? all(probeRan, connectAtOnce, sendSays(1, '', 250, 1000), acquires(1))
 			: all(probeRan, connectAtOnce, sendSays(1, 'EPERM', 250, 1000), acquires(1), nothingInClear),
 	})),
-	saChurn('fault-sa-churn-under-traffic', 'fault: the SAs are flushed every 250 ms for 3 s (each flush a new ACQUIRE, answered in 50 ms) while a blocking UDP client sends 150 datagrams: nothing in clear, no call fails, nearly all echoed',
+	saChurn('fault-sa-churn-under-traffic', 'fault: the SAs are flushed every 250 ms for 3 s (each flush a new ACQUIRE, answered in 50 ms) while a blocking UDP client sends 150 datagrams: nothing in clear, no call fails but what a flush explains, nearly all echoed',
 		{ count: 150, intervalMs: 20, timeoutMs: 2000 }, { flushes: 12, everyMs: 250 }, 6, 0.9),
 ];
 
@@ -665,7 +688,7 @@ export const FAULT_CASES: readonly Case[] = [
  */
 export const SOAK_CASES: readonly Case[] = [
 	// The watchdog's 20 s also gives the run the time of ~600 waits for a new SA on top of its 40 s of sends (Lab.run).
-	saChurn('soak-sa-churn-60s', 'soak: the SAs are flushed every 100 ms for 60 s (each flush a new ACQUIRE, answered in 50 ms) while a blocking UDP client sends 1,000 datagrams 40 ms apart: nothing in clear, no call fails, most echoed',
+	saChurn('soak-sa-churn-60s', 'soak: the SAs are flushed every 100 ms for 60 s (each flush a new ACQUIRE, answered in 50 ms) while a blocking UDP client sends 1,000 datagrams 40 ms apart: nothing in clear, no call fails but what a flush explains, most echoed',
 		{ count: 1000, intervalMs: 40, timeoutMs: 20_000 }, { flushes: 600, everyMs: 100 }, 100, 0.5),
 ];
 

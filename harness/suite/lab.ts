@@ -56,6 +56,7 @@ export interface CaseRun {
 	km: GuestEvent[];
 	kmStderr: string;
 	echo: GuestEvent[];
+	/** The near namespace's counters during the run (after minus before; absolute in recordings older than the before section). */
 	xfrmStat: Record<string, number>;
 	/** How the probe's peer's counters moved during the run: what it refused to take in clear shows here. */
 	peerXfrmStat: Record<string, number>;
@@ -189,7 +190,7 @@ export function caseRunOf(stdout: string, shape: { during: number; ike?: { daemo
 		km: parseEventLog(s.get('km') ?? ''),
 		kmStderr: s.get('km-stderr')?.trim() ?? '',
 		echo: parseEventLog(s.get('echo') ?? ''),
-		xfrmStat: parseXfrmStat(s.get('xfrm-stat') ?? ''),
+		xfrmStat: counterDelta(parseXfrmStat(s.get('xfrm-stat-before') ?? ''), parseXfrmStat(s.get('xfrm-stat') ?? '')),
 		peerXfrmStat: counterDelta(parseXfrmStat(s.get('peer-xfrm-stat-before') ?? ''), parseXfrmStat(s.get('peer-xfrm-stat') ?? '')),
 		duringOutput: Array.from({ length: shape.during }, (_, i) => s.get(`during-${i}`)?.trim() ?? ''),
 		ikeLogs: shape.ike ? { daemon: shape.ike.daemon, logs: shape.ike.ns.map((ns, i) => ({ ns, log: s.get(`ike-${i}`) ?? '' })) } : undefined,
@@ -448,6 +449,7 @@ export class Lab {
 			...(opts.fromServer ? inbound.map((s) => `ip -n ${ns} ${shellJoin(stateAdd(s))}`) : []),
 			...echoLogs.map((l, i) => `e${i}=$(wc -l < ${l})`),
 			`ip netns exec ${peerNs} cat /proc/net/xfrm_stat >${RUN_DIR}/peer-stat-before`,
+			`ip netns exec ${ns} cat /proc/net/xfrm_stat >${RUN_DIR}/stat-before`,
 			...(opts.during ?? []).map((d, i) => `( sleep ${(d.afterMs / 1000).toFixed(3)}; ${d.run(t)} ) >${RUN_DIR}/during-${i}.out 2>&1 & d${i}=$!`),
 			`ip netns exec ${probeNs} ${shellJoin(probeArgs(target, probe))} >${RUN_DIR}/probe.tap 2>${RUN_DIR}/probe.err; st=$?`,
 			// A fault step outliving the probe would change the next case: stopped here, and its output reported.
@@ -460,6 +462,7 @@ export class Lab {
 			...keying.report,
 			'echo "=== echo"',
 			...echoLogs.map((l, i) => `tail -n +$((e${i} + 1)) ${l}`),
+			`echo "=== xfrm-stat-before"; cat ${RUN_DIR}/stat-before`,
 			`echo "=== xfrm-stat"; ip netns exec ${ns} cat /proc/net/xfrm_stat`,
 			`echo "=== peer-xfrm-stat-before"; cat ${RUN_DIR}/peer-stat-before`,
 			`echo "=== peer-xfrm-stat"; ip netns exec ${peerNs} cat /proc/net/xfrm_stat`,

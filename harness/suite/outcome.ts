@@ -37,6 +37,8 @@ export interface Outcome {
 	 * XfrmInNoPols and XfrmInPolBlock of the peer's namespace during the run.
 	 */
 	clearAtPeer: number;
+	/** The near namespace's xfrm counters during the run (/proc/net/xfrm_stat, after minus before). */
+	nearCounters: Record<string, number>;
 	/** ms from the probe's start to the key manager's NEWSA for the outbound SA. */
 	installAtMs: number | null;
 	/** The key manager's log, `<ms since probe start> KIND fields`, for reports and debugging. */
@@ -108,6 +110,7 @@ export function outcomeOf(run: CaseRun): Outcome {
 			: undefined,
 		acquires: run.km.filter((e) => e.kind === 'ACQUIRE').length,
 		clearAtPeer: CLEAR_COUNTERS.reduce((n, k) => n + (run.peerXfrmStat[k] ?? 0), 0),
+		nearCounters: run.xfrmStat,
 		installs: installs.length,
 		installAtMs: installedNs !== null && startNs !== null ? Number(installedNs - startNs) / 1e6 : null,
 		kmLog: run.km.map((e) => `${startNs === null ? String(e.tNs) : (Number(e.tNs - startNs) / 1e6).toFixed(1)} ${e.kind} ${Object.entries(e.fields).map(([k, v]) => `${k}=${v}`).join(' ')}`),

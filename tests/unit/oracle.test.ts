@@ -80,11 +80,7 @@ const OVERLAPS: Record<string, string> = {
  * must reject the run (the verdict flips), so the entry fails the day the
  * bug is fixed and the run re-recorded.  Exact, as OVERLAPS.
  */
-const KNOWN_KERNEL_BUGS: Record<string, string> = {
-	// 1-2 of 1,000 blocking sends fail with EINVAL, at once (0.3 ms), while the SAs are flushed every 100 ms; seen on
-	// the series at 0012 and at 0016 (the cause is not found yet; the soak is not in make test).
-	'resolved[soak-sa-churn-60s] accepts patched': 'EINVAL from a send() under SA churn',
-};
+const KNOWN_KERNEL_BUGS: Record<string, string> = {};
 
 interface Verdict {
 	/** `stock[case mode]` or `resolved[case]`, what it is judged on, and whether it should accept. */
@@ -112,6 +108,9 @@ const WRONG: ReadonlyArray<{ expectation: string; edit: string; wrong: (o: Outco
 	{ expectation: 'stock[udp-queue-overflow-eagain larval_drop=0]', edit: 'the first EAGAIN at send 50', wrong: (o) => failSend(o, 49, 'EAGAIN') },
 	{ expectation: 'stock[udp-km-dies larval_drop=1]', edit: 'a second ACQUIRE', wrong: (o) => ({ ...o, acquires: 2 }) },
 	{ expectation: 'resolved[fault-sa-churn-under-traffic]', edit: 'one ACQUIRE for 12 flushes', wrong: (o) => ({ ...o, acquires: 1 }) },
+	// A failure no flush accounts for, and one of a kind no flush causes (sendsSucceedOrFlushed).
+	{ expectation: 'resolved[fault-sa-churn-under-traffic]', edit: 'send 5 failed with EHOSTUNREACH though no wait or held packet failed', wrong: (o) => ({ ...failSend(o, 4, 'EHOSTUNREACH'), nearCounters: { ...o.nearCounters, XfrmOutLarvalWaitFailed: 0, XfrmOutLarvalFailed: 0 } }) },
+	{ expectation: 'resolved[soak-sa-churn-60s]', edit: 'send 7 failed with ENOBUFS', wrong: (o) => failSend(o, 6, 'ENOBUFS') },
 	{ expectation: 'resolved[fault-km-killed-during-udp-connect]', edit: 'the key manager exiting in order', wrong: (o) => ({ ...o, kmLog: [...o.kmLog, '1200.0 SUMMARY acquires=1 installs=0 deletes=0 errors=0'] }) },
 	{ expectation: 'resolved[fault-sa-flush-during-tcp-connect]', edit: 'three packets in clear at the peer', wrong: (o) => ({ ...o, clearAtPeer: 3 }) },
 	// What the series up to 0011 did on 2 vCPUs (larval-probe --reconnect: so_error 113).

@@ -13,7 +13,7 @@ const NASTY = `\u001b[31mred\u001b[0m nul\u0000 bad-utf8:${Buffer.from([0xff, 0x
 
 const outcome = (o: Partial<Outcome>): Outcome => ({
 	sockopts: [], sends: [], sent: 3, received: 0, lost: 3, firstReplyMs: null, rttMs: [], acquires: 1, installs: 2, clearAtPeer: 0,
-	installAtMs: 51, kmLog: [], lostIds: [1, 2, 3], complete: true, problems: [], ...o,
+	nearCounters: {}, installAtMs: 51, kmLog: [], lostIds: [1, 2, 3], complete: true, problems: [], ...o,
 });
 
 const cell = (over: Partial<CellResult>): CellResult => ({
