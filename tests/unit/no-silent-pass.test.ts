@@ -13,7 +13,7 @@ describe('counts', () => {
 	});
 
 	it('LARVAL_REPEAT=0, empty or junk fails the suites instead of running nothing', () => {
-		expect(repeatFor('patched', {})).toBe(2);
+		expect(repeatFor('patched', {})).toBe(1);
 		expect(repeatFor('patched', { LARVAL_TIER: 'full' })).toBe(3);
 		expect(() => repeatFor('patched', { LARVAL_TIER: 'most' })).toThrow(/LARVAL_TIER must be ci or full/);
 		expect(repeatFor('distro', { LARVAL_REPEAT: '5' })).toBe(5);
