@@ -2,7 +2,7 @@ import { LarvalError } from '../util/errors.js';
 import { shellJoin } from '../util/shell.js';
 import { aeadKey, keyingLine, policyAdd } from '../net/xfrm.js';
 import type { Vm } from '../vm/vm.js';
-import { background, kmArgs, parseXfrmStat, probeArgs, RUN_DIR, setUpOrNotReady, splitSections, UPTIME_FN, waitForReady } from './lab.js';
+import { background, kmArgs, parseXfrmStat, probeArgs, RUN_DIR, setUpOrNotReady, splitSections, untilXfrmCounter, UPTIME_FN, waitForReady } from './lab.js';
 import { num } from './outcome.js';
 
 /**
@@ -141,7 +141,7 @@ export function deviceTeardownScript(spec: DeviceTeardownSpec): string {
 		// Unconnected, non-blocking: the client's own kernel has no policy, so its sendto()s return and the gateway holds what it forwards.
 		...([4, 6] as const).map((f) => `ip netns exec ${NS.client} ${shellJoin(probeArgs(ADDR[f].server, { family: f, proto: 'udp', mode: 'nonblock', count: DATAGRAMS, noConnect: true, timeoutMs: 200 }))} >${dir}/probe${f}.tap 2>&1`),
 		// Every datagram held (or 5 s): the client's first IPv6 datagram may wait for neighbour discovery.
-		`i=0; while [ "$(ip netns exec ${g} awk '$1 == "XfrmOutLarvalHeld" { print $2 }' /proc/net/xfrm_stat)" -lt ${2 * DATAGRAMS} ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done`,
+		untilXfrmCounter(g, 'XfrmOutLarvalHeld', 2 * DATAGRAMS, 100),
 		stat('before'),
 		`t0=$(up); timeout 60 /usr/bin/ip -n ${spec.variant === 'forwarded' ? `${g} link del ${INSIDE_DEV}` : `${NS.client} link del ${XFRMI_DEV}`}; rc=$?; t1=$(up)`,
 		stat('after-delete'),

@@ -242,6 +242,21 @@ export function stopKeyManagers(): string {
 	].join('\n');
 }
 
+/** Shell: the near side of @t back to policies only, with no key manager running and no SA. */
+export function nearReset(t: Topology): string[] {
+	const ns = t.kmNamespace;
+	return [stopKeyManagers(), `ip -n ${ns} xfrm policy flush`, `ip -n ${ns} xfrm state flush`, ...t.nearPolicies];
+}
+
+/**
+ * Shell: waits until @counter of /proc/net/xfrm_stat in @ns reaches
+ * @atLeast, polling every 50 ms, at most @tries times; it goes on either
+ * way (the caller's checks say what it found).
+ */
+export function untilXfrmCounter(ns: string, counter: string, atLeast: number | string, tries: number): string {
+	return `i=0; while [ "$(ip netns exec ${ns} awk '$1 == "${counter}" { print $2 }' /proc/net/xfrm_stat)" -lt ${atLeast} ] && [ $i -lt ${tries} ]; do sleep 0.05; i=$((i + 1)); done`;
+}
+
 /**
  * Sets a run's sysctls in @ns, from the defaults: a mode sets only what it
  * changes, and the last run's settings must not carry over.  A sysctl the
@@ -377,8 +392,7 @@ export class Lab {
 	 * running, no SA, no policy but the topology's own.
 	 */
 	nearResetSteps(): string[] {
-		const ns = this.topo.kmNamespace;
-		return [stopKeyManagers(), `ip -n ${ns} xfrm policy flush`, `ip -n ${ns} xfrm state flush`, ...this.topo.nearPolicies];
+		return nearReset(this.topo);
 	}
 
 	/** Starts the IKE daemon on each side with its connections, for `larval exec --km strongswan|libreswan`. */

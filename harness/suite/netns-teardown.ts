@@ -3,7 +3,7 @@ import { shellJoin } from '../util/shell.js';
 import { aeadKey, type Family, keyingLine, policyAdd } from '../net/xfrm.js';
 import { parseTap } from '../probe/tap.js';
 import type { Vm } from '../vm/vm.js';
-import { background, kmArgs, parseXfrmStat, probeArgs, type Proto, RUN_DIR, setUpOrNotReady, splitSections, UPTIME_FN, waitForReady } from './lab.js';
+import { background, kmArgs, parseXfrmStat, probeArgs, type Proto, RUN_DIR, setUpOrNotReady, splitSections, untilXfrmCounter, UPTIME_FN, waitForReady } from './lab.js';
 import { num } from './outcome.js';
 
 /**
@@ -152,7 +152,7 @@ export function teardownScript(spec: TeardownSpec): string {
 		...kernelReplies('ltd-far', dir),
 		...sleeperLines,
 		// Every UDP sleeper in its wait (XfrmOutLarvalWait counts the calls asleep) before the name goes, at most 10 s.
-		`i=0; while [ "$(ip netns exec ltd-near awk '$1 == "XfrmOutLarvalWait" { print $2 }' /proc/net/xfrm_stat)" -lt ${UDP_SLEEPERS} ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done`,
+		untilXfrmCounter('ltd-near', 'XfrmOutLarvalWait', UDP_SLEEPERS, 200),
 		'sleep 0.3',
 		'echo "=== stat-before-delete"; ip netns exec ltd-near cat /proc/net/xfrm_stat',
 		'del=$(up); ip netns del ltd-near',
@@ -176,7 +176,7 @@ export function teardownScript(spec: TeardownSpec): string {
 		...pairSetUp('ltd2-near', 'ltd2-far', 'lte', 60),
 		...silentKeyManager('ltd2-near', dir),
 		...kernelReplies('ltd2-far', dir),
-		`i=0; while [ "$(ip netns exec ltd2-near awk '$1 == "XfrmOutLarvalHeld" { print $2 }' /proc/net/xfrm_stat)" -lt 4 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done`,
+		untilXfrmCounter('ltd2-near', 'XfrmOutLarvalHeld', 4, 100),
 		'echo "=== held-stat-before-delete"; ip netns exec ltd2-near cat /proc/net/xfrm_stat',
 		'del=$(up); ip netns del ltd2-near; kill $km; wait $km',
 		...awaitTeardown('held-teardown', 'ltd2-far', 'lteb', 15),

@@ -3,7 +3,7 @@ import { shellJoin } from '../util/shell.js';
 import { keyingTable, topology } from '../net/topology.js';
 import type { Family } from '../net/xfrm.js';
 import type { Vm } from '../vm/vm.js';
-import { background, ECHO_PORT, kmArgs, RUN_DIR, setUpOrNotReady, splitSections, stopKeyManagers, UPTIME_FN, waitForReady } from './lab.js';
+import { background, ECHO_PORT, kmArgs, nearReset, RUN_DIR, setUpOrNotReady, splitSections, stopKeyManagers, UPTIME_FN, waitForReady } from './lab.js';
 import { num } from './outcome.js';
 
 /**
@@ -235,10 +235,7 @@ export function programRunScript(c: ProgramCase): string {
 	return [
 		'set -u',
 		UPTIME_FN,
-		stopKeyManagers(),
-		`ip -n ${ns} xfrm policy flush`,
-		`ip -n ${ns} xfrm state flush`,
-		...TOPO.nearPolicies,
+		...nearReset(TOPO),
 		`ip netns exec ${ns} sysctl -qw net.core.xfrm_acq_expires=${ACQ_EXPIRES_S}`,
 		// Stock has no such switch; on the series the claim is about xfrm_resolve=1.
 		`if [ -e /proc/sys/net/core/xfrm_resolve ]; then ip netns exec ${ns} sysctl -qw net.core.xfrm_resolve=1; echo "=== resolve"; echo 1; fi`,
