@@ -199,13 +199,37 @@ async function keepIkeLogs(vm: Vm, daemon: IkeDaemonName, logs: ReadonlyArray<{ 
 	const dir = join(resultsRoot(), daemon);
 	mkdirSync(dir, { recursive: true });
 	const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+	const program = IKE_DAEMON[daemon].program;
 	for (const { ns, log } of logs) {
-		const r = await vm.exec(`cat ${log}`, { timeoutMs: 10_000 }).catch(() => undefined);
-		if (!r) continue;
+		const text = await readGuestFile(vm, log);
+		if (typeof text !== 'string') {
+			process.stderr.write(`larval: could not keep the ${program} log (${ns}) ${log}: ${text.why}\n`);
+			continue;
+		}
 		const path = join(dir, `${stamp}-${kernelName.replace(/[^A-Za-z0-9_.-]/g, '_')}-${ns}.log`);
-		writeFileSync(path, r.stdout);
-		process.stderr.write(`larval: ${IKE_DAEMON[daemon].program} log (${ns}): ${path}\n`);
+		writeFileSync(path, text);
+		process.stderr.write(`larval: ${program} log (${ns}): ${path}\n`);
 	}
+}
+
+/**
+ * A guest file's text, or why it could not be read.  Twice, 30 s each, the
+ * guest kept on a timeout: on a loaded 2-core host a TCG guest that has just
+ * run the user's command can take seconds to open another channel, and a
+ * log lost to that is the one a failed run needed.
+ */
+async function readGuestFile(vm: Vm, path: string): Promise<string | { why: string }> {
+	let why = '';
+	for (let attempt = 0; attempt < 2 && vm.alive; attempt++) {
+		try {
+			const r = await vm.exec(`cat ${path}`, { timeoutMs: 30_000, keepOnTimeout: true });
+			if (r.code === 0) return r.stdout;
+			why = `cat: status ${r.code ?? r.signal}: ${r.stderr.trim()}`;
+		} catch (e) {
+			why = e instanceof Error ? e.message : String(e);
+		}
+	}
+	return { why: why || 'the guest is not running' };
 }
 
 async function cmdShell(args: ParsedArgs): Promise<number> {

@@ -55,7 +55,7 @@ export function itLosesTheFirstPingOnStock(daemon: IkeDaemonName, established: R
 		expect(r.stdout, r.stderr).not.toMatch(/icmp_seq=1 /);
 		expect(r.stderr).toContain(`${label}: ${program} in A and B`);
 		const logs = keptLogs(daemon, r.stderr);
-		expect(logs.map(([ns]) => ns)).toEqual(['A', 'B']);
+		expect(logs.map(([ns]) => ns), r.stderr).toEqual(['A', 'B']);
 		for (const [, log] of logs) expect(log).toMatch(established);
 	});
 }
