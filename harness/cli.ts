@@ -15,7 +15,7 @@ import { ExecTimeoutError } from './vm/ssh.js';
 import { formatFindings } from './vm/console-scan.js';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { repoRoot, resultsRoot } from './util/paths.js';
+import { pathComponent, repoRoot, resultsRoot } from './util/paths.js';
 import { CASES, findCase, RESOLVE_1 } from './suite/cases.js';
 import { runMatrix, selectCases } from './suite/plan.js';
 import { type CellResult, cellPassed, cellText } from './suite/session.js';
@@ -206,7 +206,7 @@ async function keepIkeLogs(vm: Vm, daemon: IkeDaemonName, logs: ReadonlyArray<{ 
 			process.stderr.write(`larval: could not keep the ${program} log (${ns}) ${log}: ${text.why}\n`);
 			continue;
 		}
-		const path = join(dir, `${stamp}-${kernelName.replace(/[^A-Za-z0-9_.-]/g, '_')}-${ns}.log`);
+		const path = join(dir, `${stamp}-${pathComponent(kernelName)}-${ns}.log`);
 		writeFileSync(path, text);
 		process.stderr.write(`larval: ${program} log (${ns}): ${path}\n`);
 	}
@@ -428,12 +428,14 @@ async function cmdStress(args: ParsedArgs): Promise<number> {
 	const minutes = minutesArg === undefined ? undefined : positiveNumber(minutesArg, '--minutes');
 	const resolveArg = single(args, 'resolve');
 	const resolve = resolveArg === undefined ? undefined : parseResolve(resolveArg);
+	const maxFailuresArg = single(args, 'max-failures');
+	const maxFailures = maxFailuresArg === undefined ? undefined : wholeNumber(maxFailuresArg, '--max-failures');
 	// not LARVAL_CPUS: the stress's own default (4 vCPUs) unless told
 	const cpus = single(args, 'cpus') === undefined ? undefined : machineOptions(args).cpus;
 	const [spec = 'patched'] = kernelSpecs(args, ['patched']);
 	const kernel = await resolveKernel(spec, { config: single(args, 'config') ?? 'base' });
 	console.log(`seed ${seed}`);
-	const r = await runStress({ kernel, cpus, seed, rounds, firstRound, minutes, resolve });
+	const r = await runStress({ kernel, cpus, seed, rounds, firstRound, minutes, resolve, maxFailures });
 	console.log(describeStress(r));
 	for (const f of r.findings) console.log(`\n${f.kind} at console line ${f.line}:\n${f.report}`);
 	writeReport(single(args, 'json'), JSON.stringify(r, null, '\t'));
@@ -536,7 +538,7 @@ const COMMANDS: Record<string, Command> = {
 	},
 	stress: {
 		usage: `stress [--kernel K] [--config FLAVOUR] [--cpus N] [--rounds R] [--seed S] [--first-round F]
-        [--minutes M] [--resolve 0|1] [--json FILE]
+        [--minutes M] [--resolve 0|1] [--max-failures N] [--json FILE]
       Boot K (default patched; --config race for KCSAN, debug for KASAN)
       on N vCPUs (default 4) and run larval-stress for R rounds (default
       10,000; or until M minutes have passed): each round flushes the near
@@ -546,8 +548,10 @@ const COMMANDS: Record<string, Command> = {
       rounds by ALLOCSPI + UPDSA).  Per round: no held packet or wait
       failed, no larval state left, one ACQUIRE per larval state, no sender
       asleep 1 s after the install, order kept per flow, a clean console.
-      Exits 1 naming the first failed round and the command that reruns it.`,
-		options: { kernel: value, config: value, seed: value, rounds: value, 'first-round': value, minutes: value, resolve: value, json: value, ...MACHINE_OPTIONS },
+      Exits 1 naming the first failed round and the command that reruns it.
+      The program stops after N failed rounds (default 20); a larger N
+      keeps a race flavour looking for data races on a series that fails.`,
+		options: { kernel: value, config: value, seed: value, rounds: value, 'first-round': value, minutes: value, resolve: value, 'max-failures': value, json: value, ...MACHINE_OPTIONS },
 		notes: [MACHINE_HELP, KERNEL_HELP],
 		run: cmdStress,
 	},

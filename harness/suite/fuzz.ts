@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KernelTarget } from '../kernel/target.js';
 import { parseTap } from '../probe/tap.js';
-import { resultsRoot } from '../util/paths.js';
+import { pathComponent, resultsRoot } from '../util/paths.js';
 import { progress } from '../util/progress.js';
 import { shellJoin } from '../util/shell.js';
 import { bootGuest, machineOf } from '../vm/guest.js';
@@ -50,7 +50,7 @@ const TRACE_TAIL_LINES = 200;
 
 function keepArtifacts(r: FuzzResult): string {
 	const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-	const dir = join(resultsRoot(), 'fuzz', `${stamp}-${r.kernel}${r.config !== 'base' ? `-${r.config}` : ''}-seed-${r.seed}`);
+	const dir = join(resultsRoot(), 'fuzz', `${stamp}-${pathComponent(r.kernel)}${r.config !== 'base' ? `-${r.config}` : ''}-seed-${r.seed}`);
 	mkdirSync(dir, { recursive: true });
 	writeFileSync(join(dir, 'fuzz.tap'), r.tapText);
 	writeFileSync(join(dir, 'trace-tail.txt'), r.traceTail);

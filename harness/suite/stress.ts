@@ -5,7 +5,7 @@ import type { KernelTarget } from '../kernel/target.js';
 import { transportTopology } from '../net/topology.js';
 import { parseTap } from '../probe/tap.js';
 import { LarvalError } from '../util/errors.js';
-import { resultsRoot } from '../util/paths.js';
+import { pathComponent, resultsRoot } from '../util/paths.js';
 import { progress } from '../util/progress.js';
 import { shellJoin } from '../util/shell.js';
 import { bootGuest, machineOf } from '../vm/guest.js';
@@ -211,7 +211,7 @@ async function watch(vm: Vm, silenceMs: number, deadlineMs: number | null, timeS
 
 function keepArtifacts(r: StressResult, diagnosis: string): string {
 	const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-	const dir = join(resultsRoot(), 'stress', `${stamp}-${r.kernel}${r.config !== 'base' ? `-${r.config}` : ''}-cpus-${r.cpus}-seed-${r.seed}`);
+	const dir = join(resultsRoot(), 'stress', `${stamp}-${pathComponent(r.kernel)}${r.config !== 'base' ? `-${r.config}` : ''}-cpus-${r.cpus}-seed-${r.seed}`);
 	mkdirSync(dir, { recursive: true });
 	writeFileSync(join(dir, 'stress.tap'), r.tapText);
 	writeFileSync(join(dir, 'stress.err'), r.stderr);

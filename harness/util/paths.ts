@@ -32,3 +32,12 @@ export function resultsRoot(): string {
 
 export const kernelPatchesDir = join(repoRoot, 'kernel-patches');
 export const vmImagesDir = join(repoRoot, 'vm-images');
+
+/**
+ * @name as one path component: a kernel named by its bzImage's path
+ * (`--kernel /x/arch/x86/boot/bzImage`) would otherwise make directories
+ * of its slashes under results/.
+ */
+export function pathComponent(name: string): string {
+	return name.replace(/[^A-Za-z0-9_.-]/g, '_');
+}

@@ -4,6 +4,7 @@ import { progress } from '../util/progress.js';
 import { type AccelChoice, chooseAccelerator } from './accel.js';
 import { cpusFromEnvironment, type GuestMachine, MACHINE_PROBE, machineOfProbe, type Preemption, preemptLabel } from './machine.js';
 import { Vm } from './vm.js';
+import { pathComponent } from '../util/paths.js';
 
 export interface GuestOptions {
 	memoryMiB?: number;
@@ -60,7 +61,7 @@ export async function bootGuest(kernel: KernelTarget, opts: GuestOptions = {}): 
 	};
 	const accel = await chooseAccelerator(common);
 	progress(`booting ${kernel.name} (${kernel.release}) under ${accel.accel} with ${cpus} vCPU(s)`);
-	const vm = await Vm.boot({ ...common, name: kernel.name.replace(/[^A-Za-z0-9_.-]/g, '_'), accel: accel.accel, bootTimeoutMs: opts.bootTimeoutMs });
+	const vm = await Vm.boot({ ...common, name: pathComponent(kernel.name), accel: accel.accel, bootTimeoutMs: opts.bootTimeoutMs });
 	try {
 		const probed = machineOfProbe(await vm.run(MACHINE_PROBE, { timeoutMs: 30_000 }));
 		// A kernel without SMP, or with a smaller NR_CPUS, runs fewer than QEMU gives it: the guest's count is the one recorded.
