@@ -9,6 +9,7 @@ LARVAL_CPUS ?= 2
 export LARVAL_CPUS
 
 .PHONY: all deps npm build kernels kernel-debug kernel-race run test test-full test-unit test-vm check bench check-series stress clean
+.PHONY: deps-mainline kernels-mainline run-mainline test-mainline check-series-mainline
 
 all: build
 
@@ -103,6 +104,28 @@ fuzz: kernel-debug
 # --strict, applies, builds, boots and keeps stock behaviour.
 check-series: deps build
 	$(LARVAL) check-series --json $(RESULTS)/check-series.json
+
+# The mainline line: Linux 7.3 as Debian packages it (linux-source-7.3
+# and the cloud kernel, from trixie-backports, pinned so that nothing else
+# comes from there), with kernel-patches/mainline-7.3/series.  Kernels
+# named stock-7.3, patched-7.3, distro-7.3; LARVAL_LINE=7.3 makes the bare
+# names mean them, which is how test-mainline runs every suite on 7.3.
+deps-mainline:
+	bash harness/setup/install-deps.sh --mainline
+
+kernels-mainline: deps deps-mainline build
+	$(LARVAL) build --kernel all-7.3
+
+run-mainline: kernels-mainline
+	$(LARVAL) run --kernel distro-7.3 --kernel stock-7.3 --kernel patched-7.3 --json $(RESULTS)/run-7.3.json --junit $(RESULTS)/run-7.3.xml
+
+test-mainline: kernels-mainline
+	LARVAL_LINE=7.3 $(LARVAL) build --kernel patched --config debug
+	@mkdir -p $(RESULTS)
+	LARVAL_LINE=7.3 LARVAL_TIER=ci npx vitest run --reporter=default --reporter=json --outputFile.json=$(RESULTS)/vitest-7.3.json
+
+check-series-mainline: deps-mainline build
+	$(LARVAL) check-series --line 7.3 --json $(RESULTS)/check-series-7.3.json
 
 clean:
 	rm -rf dist $(RESULTS)

@@ -5,6 +5,7 @@ import { commandExitCode, commandStatusText, errorReport, EXIT } from './cli-exi
 import { buildKernel } from './kernel/build.js';
 import { bootedMachines, checkSeries, renderFailures, renderSeriesTable, rowPassed } from './kernel/check-series.js';
 import { fetchDistroKernel } from './kernel/distro.js';
+import { KERNEL_KINDS, LINES, lineOf, parseKernelName } from './kernel/line.js';
 import { checkKernelSpec, resolveKernel } from './kernel/target.js';
 import { UsageError } from './util/errors.js';
 import { bootGuest, type GuestOptions, machineOf } from './vm/guest.js';
@@ -76,7 +77,7 @@ ${CPUS_HELP}
       With --topology, PEER and PEER6 name the far host (environment and
       /etc/hosts), e.g. -- ping -c 3 -W 1 PEER`;
 
-const KERNEL_HELP = 'K is distro, stock, patched (default), a bzImage, or a kernel build tree.';
+const KERNEL_HELP = 'K is distro, stock, patched (default), each maybe with its line (patched-7.3;\nbare names are the 6.12 line\'s), a bzImage, or a kernel build tree.';
 
 const EXIT_HELP = `Exit status: 0 success; 1 a check failed (a cell, a gated figure, a prefix,
 the fuzzer) or the harness did (a missing bzImage, a guest that never
@@ -127,15 +128,18 @@ const repeatOf = (args: ParsedArgs, fallback: string) => wholeNumber(single(args
 
 async function cmdBuild(args: ParsedArgs): Promise<number> {
 	const which = single(args, 'kernel') ?? 'all';
-	const names = which === 'all' ? ['stock', 'patched', 'distro'] : [which];
-	if (names.some((n) => n !== 'stock' && n !== 'patched' && n !== 'distro')) throw new UsageError(`--kernel must be stock, patched, distro or all, not "${which}"`);
+	// all, or all-LINE: a line's three kernels.
+	const all = /^all(?:-(.+))?$/.exec(which);
+	const names = all ? KERNEL_KINDS.map((k) => (all[1] ? `${k}-${lineOf(all[1]).id}` : k)) : [which];
 	for (const name of names) {
-		if (name === 'distro') {
-			const k = await fetchDistroKernel();
-			console.log(`distro: ${k.release} ${k.bzImage}`);
+		const named = parseKernelName(name);
+		if (!named) throw new UsageError(`--kernel must be stock, patched, distro or all, each maybe with a line (${Object.keys(LINES).map((l) => `-${l}`).join(', ')}), not "${which}"`);
+		if (named.kind === 'distro') {
+			const k = await fetchDistroKernel(named.line);
+			console.log(`${name}: ${k.release} ${k.bzImage}`);
 			continue;
 		}
-		const k = await buildKernel({ variant: name as 'stock' | 'patched', config: single(args, 'config') ?? 'base' });
+		const k = await buildKernel({ variant: named.kind, line: named.line, config: single(args, 'config') ?? 'base' });
 		console.log(`${name}: ${k.release} ${k.bzImage}${k.cached ? ' (cached)' : ` (built in ${k.buildSeconds} s)`}`);
 	}
 	return EXIT.ok;
@@ -374,7 +378,9 @@ async function cmdCheckSeries(args: ParsedArgs): Promise<number> {
 	const build = !args.flags.has('no-build');
 	const { cpus } = machineOptions(args);
 	const started = Date.now();
+	const lineArg = single(args, 'line');
 	const report = await checkSeries({
+		line: lineArg === undefined ? undefined : lineOf(lineArg),
 		from: single(args, 'from'),
 		to: single(args, 'to'),
 		build,
@@ -460,9 +466,13 @@ interface Command extends ArgsSpec {
 
 const COMMANDS: Record<string, Command> = {
 	build: {
-		usage: `build [--kernel stock|patched|distro|all] [--config FLAVOUR]
-      Build kernels from Debian's linux-source-6.12 (patched: with
-      kernel-patches/series); distro fetches Debian's cloud kernel.`,
+		usage: `build [--kernel stock|patched|distro|all[-LINE]] [--config FLAVOUR]
+      Build kernels from Debian's kernel source package of a line
+      (patched: with that line's series); distro fetches Debian's cloud
+      kernel of the line.  Lines: 7.3 (mainline, linux-source-7.3 from
+      trixie-backports, kernel-patches/mainline-7.3/series) and 6.12 (the
+      backport, linux-source-6.12, kernel-patches/series); a bare name is
+      the 6.12 line's (patched = patched-6.12); all-7.3 is the line's three.`,
 		options: { kernel: value, config: value },
 		notes: [],
 		run: cmdBuild,
@@ -526,13 +536,14 @@ const COMMANDS: Record<string, Command> = {
 		run: cmdBenchCompare,
 	},
 	'check-series': {
-		usage: `check-series [--from N] [--to N] [--no-build] [--no-boot] [--cpus N] [--json FILE]
-      Bisectability: for each patch N of kernel-patches/series, checkpatch
+		usage: `check-series [--line 6.12|7.3] [--from N] [--to N] [--no-build] [--no-boot] [--cpus N] [--json FILE]
+      Bisectability: for each patch N of the line's series (6.12, the
+      default: kernel-patches/series; 7.3: kernel-patches/mainline-7.3), checkpatch
       --strict, then apply it on top of 1..N-1, build that prefix
       incrementally (and again with CONFIG_IPV6=n, in a build directory of
       its own), boot it and run a few stock-mode compatibility rows.
       One row per patch; exits 1 if any prefix failed.`,
-		options: { from: value, to: value, json: value, 'no-build': flag, 'no-boot': flag, ...MACHINE_OPTIONS },
+		options: { line: value, from: value, to: value, json: value, 'no-build': flag, 'no-boot': flag, ...MACHINE_OPTIONS },
 		notes: [MACHINE_HELP],
 		run: cmdCheckSeries,
 	},

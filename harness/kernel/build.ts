@@ -8,14 +8,17 @@ import { withLock } from '../util/lock.js';
 import { cacheRoot, kernelPatchesDir } from '../util/paths.js';
 import { progress } from '../util/progress.js';
 import { droppedOptions, fragmentPaths, parseConfig, readFragments } from './config.js';
+import { defaultLine, type KernelLine } from './line.js';
 import { applySeries, loadSeries, type Patch } from './series.js';
 import { findKernelSource, type KernelSource } from './source.js';
 
-/** stock: the Debian source as shipped; patched: with kernel-patches/series. */
+/** stock: the Debian source as shipped; patched: with the line's series. */
 export type BuiltVariant = 'stock' | 'patched';
 
 export interface KernelBuildOptions {
 	variant: BuiltVariant;
+	/** Which source package and series; the default line unless told. */
+	line?: KernelLine;
 	/** Config flavour: base.config, plus `${config}.config` unless 'base'. */
 	config?: string;
 	/** Use only the first N patches of the series (bisecting). */
@@ -26,6 +29,8 @@ export interface KernelBuildOptions {
 
 export interface BuiltKernel {
 	variant: BuiltVariant;
+	/** The line's id; absent in cache entries made before lines (all 6.12). */
+	line?: string;
 	config: string;
 	key: string;
 	dir: string;
@@ -108,12 +113,16 @@ export async function unpackSource(tree: BuildTree, source: KernelSource, timeou
 	await runLogged('tar', ['-xf', source.tarball, '--strip-components=1', '-C', tree.src], tree.dir, tree.log, tree.env, timeoutMs);
 }
 
-/** tinyconfig plus the fragments; an option Kconfig silently dropped fails it. */
-export async function configureTree(tree: BuildTree, fragments: readonly string[], timeoutMs: number): Promise<void> {
+/**
+ * tinyconfig plus the fragments; an option Kconfig silently dropped fails
+ * it, unless @folded says this tree's Kconfig made it part of another that
+ * is set.
+ */
+export async function configureTree(tree: BuildTree, fragments: readonly string[], timeoutMs: number, folded: Readonly<Record<string, string>> = {}): Promise<void> {
 	await makeTree(tree, ['tinyconfig'], timeoutMs);
 	await runLogged(join(tree.src, 'scripts/kconfig/merge_config.sh'), ['-m', '-O', tree.out, join(tree.out, '.config'), ...fragments], tree.dir, tree.log, tree.env, timeoutMs);
 	await makeTree(tree, ['olddefconfig'], timeoutMs);
-	const dropped = droppedOptions(readFragments(fragments), parseConfig(readFileSync(join(tree.out, '.config'), 'utf8')));
+	const dropped = droppedOptions(readFragments(fragments), parseConfig(readFileSync(join(tree.out, '.config'), 'utf8')), folded);
 	if (dropped.length) {
 		throw new LarvalError(
 			`Kconfig dropped options the fragments ask for (unmet dependencies?):\n` +
@@ -139,14 +148,20 @@ function hasPatches(dir: string): boolean {
 	}
 }
 
+/** The line infix of cache directory @name of @config (`base-7.3-KEY`: `7.3-`; `base-KEY`: none). */
+export function cacheInfixOf(name: string, config: string): string {
+	return /^(\d+\.\d+-)[0-9a-f]+$/.exec(name.slice(config.length + 1))?.[1] ?? '';
+}
+
 /**
- * Drops older builds of the same config and kind (patched or not), so that
- * iterating on the series never evicts the stock build it is compared with.
+ * Drops older builds of the same config, line and kind (patched or not),
+ * so that iterating on one line's series never evicts the stock build it
+ * is compared with, nor the other line's builds.
  */
-function pruneOldBuilds(kernelsDir: string, prefix: string, keep: string): void {
+function pruneOldBuilds(kernelsDir: string, config: string, infix: string, keep: string): void {
 	const patched = hasPatches(join(kernelsDir, keep));
 	const olds = readdirSync(kernelsDir)
-		.filter((d) => d.startsWith(prefix) && d !== keep && !d.endsWith('.lock'))
+		.filter((d) => d.startsWith(`${config}-`) && cacheInfixOf(d, config) === infix && d !== keep && !d.endsWith('.lock'))
 		.filter((d) => hasPatches(join(kernelsDir, d)) === patched)
 		.map((d) => ({ d, t: statSync(join(kernelsDir, d)).mtimeMs }))
 		.sort((a, b) => b.t - a.t)
@@ -155,20 +170,22 @@ function pruneOldBuilds(kernelsDir: string, prefix: string, keep: string): void 
 }
 
 /**
- * Builds (or finds in the cache) a bzImage from Debian's linux-source-6.12,
- * the series and the config fragments.  The key covers all three, so an
- * unchanged input never rebuilds and a changed one never reuses a stale tree.
+ * Builds (or finds in the cache) a bzImage from the line's Debian source
+ * package, its series and the config fragments.  The key covers all
+ * three, so an unchanged input never rebuilds and a changed one never
+ * reuses a stale tree.
  */
 export async function buildKernel(opts: KernelBuildOptions): Promise<BuiltKernel> {
 	const config = opts.config ?? 'base';
-	const source = await findKernelSource();
-	let patches = opts.variant === 'stock' ? [] : loadSeries(kernelPatchesDir);
+	const line = opts.line ?? defaultLine();
+	const source = await findKernelSource(line);
+	let patches = opts.variant === 'stock' ? [] : loadSeries(line.seriesDir);
 	if (opts.seriesPrefix !== undefined) patches = patches.slice(0, opts.seriesPrefix);
 	const fragments = fragmentPaths(join(kernelPatchesDir, 'config'), config);
 	const key = buildKey(source.packageVersion, patches, fragments);
 	// Named by content, not by variant: with an empty series (or a prefix of
 	// zero patches) `patched` is the same tree as `stock` and shares its build.
-	const prefix = `${config}-`;
+	const prefix = `${config}-${line.cacheInfix}`;
 	const kernelsDir = join(cacheRoot(), 'kernels');
 	const name = `${prefix}${key}`;
 	const dir = join(kernelsDir, name);
@@ -179,7 +196,7 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<BuiltKernel
 	return withLock(dir, timeoutMs, async () => {
 		if (existsSync(metaPath)) {
 			const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as BuiltKernel;
-			return { ...meta, variant: opts.variant, cached: true };
+			return { ...meta, variant: opts.variant, line: line.id, cached: true };
 		}
 		rmSync(dir, { recursive: true, force: true });
 		mkdirSync(dir, { recursive: true });
@@ -195,12 +212,13 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<BuiltKernel
 				await applySeries(tree.src, patches);
 			}
 			progress(`kernel ${name}: configuring (tinyconfig + ${fragments.map((f) => f.split('/').pop()).join(' + ')})`);
-			await configureTree(tree, fragments, timeoutMs);
+			await configureTree(tree, fragments, timeoutMs, line.folded);
 			const jobs = opts.jobs ?? availableParallelism();
 			progress(`kernel ${name}: building bzImage with ${jobs} job(s)${tree.ccache ? ' and ccache' : ''}; log: ${logPath}`);
 			const { bzImage, release } = await makeBzImage(tree, jobs, timeoutMs);
 			const built: BuiltKernel = {
 				variant: opts.variant,
+				line: line.id,
 				config,
 				key,
 				dir,
@@ -212,7 +230,7 @@ export async function buildKernel(opts: KernelBuildOptions): Promise<BuiltKernel
 			};
 			writeFileSync(metaPath, JSON.stringify(built, null, '\t'));
 			progress(`kernel ${name}: built ${release} in ${built.buildSeconds} s`);
-			pruneOldBuilds(kernelsDir, prefix, name);
+			pruneOldBuilds(kernelsDir, config, line.cacheInfix, name);
 			return built;
 		} catch (e) {
 			if (e instanceof LarvalError) throw e;

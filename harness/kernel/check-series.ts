@@ -13,6 +13,7 @@ import { describeMachine, type GuestMachine } from '../vm/machine.js';
 import { type BuildTree, configureTree, makeBzImage, makeTree, openBuildTree, runLogged, unpackSource } from './build.js';
 import { fragmentPaths } from './config.js';
 import { applySeries, loadSeries, type Patch } from './series.js';
+import { defaultLine, type KernelLine } from './line.js';
 import { findKernelSource } from './source.js';
 import type { KernelTarget } from './target.js';
 
@@ -224,6 +225,8 @@ export interface CheckSeriesOptions {
 	to?: string;
 	build: boolean;
 	boot: boolean;
+	/** Whose series, on whose source (default: the default line's). */
+	line?: KernelLine;
 	/** vCPUs of each prefix's guest (default: LARVAL_CPUS, else 2). */
 	cpus?: number;
 	onRow?: (row: PrefixRow) => void;
@@ -287,8 +290,8 @@ async function applyOne(src: string, patch: Patch): Promise<Step> {
  * must drop here, so configureTree()'s dropped-option check cannot run on
  * this one.
  */
-async function configureNoIpv6(tree: BuildTree, fragments: readonly string[]): Promise<void> {
-	await configureTree(tree, fragments, CONFIGURE_TIMEOUT_MS);
+async function configureNoIpv6(tree: BuildTree, fragments: readonly string[], folded: Readonly<Record<string, string>>): Promise<void> {
+	await configureTree(tree, fragments, CONFIGURE_TIMEOUT_MS, folded);
 	await runLogged(join(tree.src, 'scripts/config'), ['--file', join(tree.out, '.config'), '--disable', 'IPV6'], tree.dir, tree.log, tree.env, CONFIGURE_TIMEOUT_MS);
 	await makeTree(tree, ['olddefconfig'], CONFIGURE_TIMEOUT_MS);
 	const config = readFileSync(join(tree.out, '.config'), 'utf8');
@@ -355,12 +358,14 @@ async function bootPrefix(n: number, bzImage: string, release: string, cases: re
  * incrementally, booted and run through COMPAT_CASES.
  */
 export async function checkSeries(opts: CheckSeriesOptions): Promise<CheckSeriesReport> {
-	const patches = loadSeries(kernelPatchesDir);
+	const line = opts.line ?? defaultLine();
+	const patches = loadSeries(line.seriesDir);
 	const range = prefixRange(patches.length, opts.from, opts.to);
-	const source = await findKernelSource();
+	const source = await findKernelSource(line);
 	const cases = compatCases();
 	const fragments = fragmentPaths(join(kernelPatchesDir, 'config'), 'base');
-	const scratch = join(cacheRoot(), 'check-series');
+	// A line's own tree: checking 7.3 never unpacks over a 6.12 run's objects.
+	const scratch = join(cacheRoot(), `check-series${line.cacheInfix ? `-${line.id}` : ''}`);
 	mkdirSync(scratch, { recursive: true });
 	// Two runs would patch and build the same tree under each other.
 	return withLock(join(scratch, 'tree'), 10_000, async () => {
@@ -399,8 +404,8 @@ export async function checkSeries(opts: CheckSeriesOptions): Promise<CheckSeries
 			if (opts.build) {
 				progress(`check-series: configuring (tinyconfig + ${fragments.map((f) => f.split('/').pop()).join(' + ')}); log: ${setupLogPath}`);
 				t0 = performance.now();
-				await setupStep('configuring', setupLogPath, () => configureTree(tree, fragments, CONFIGURE_TIMEOUT_MS));
-				await setupStep('configuring with CONFIG_IPV6=n', setupLogPath, () => configureNoIpv6(noIpv6Tree, fragments));
+				await setupStep('configuring', setupLogPath, () => configureTree(tree, fragments, CONFIGURE_TIMEOUT_MS, line.folded));
+				await setupStep('configuring with CONFIG_IPV6=n', setupLogPath, () => configureNoIpv6(noIpv6Tree, fragments, line.folded));
 				report.setup.configureSeconds = since(t0);
 			}
 
@@ -419,10 +424,10 @@ export async function checkSeries(opts: CheckSeriesOptions): Promise<CheckSeries
 					row.boot = { ...row.boot, status: 'skipped' };
 				} else if (applied) {
 					progress(`check-series: building prefix 1..${n} (${p.name}); log: ${join(logs, `${n}-build.log`)}`);
-					const built = await buildPrefix(tree, p, join(logs, `${n}-build.log`), (t) => configureTree(t, fragments, CONFIGURE_TIMEOUT_MS));
+					const built = await buildPrefix(tree, p, join(logs, `${n}-build.log`), (t) => configureTree(t, fragments, CONFIGURE_TIMEOUT_MS, line.folded));
 					row.build = { status: built.status, seconds: built.seconds, detail: built.detail, diagnostics: built.diagnostics };
 					progress(`check-series: building prefix 1..${n} with CONFIG_IPV6=n; log: ${join(logs, `${n}-build-noipv6.log`)}`);
-					const noIpv6 = await buildPrefix(noIpv6Tree, p, join(logs, `${n}-build-noipv6.log`), (t) => configureNoIpv6(t, fragments));
+					const noIpv6 = await buildPrefix(noIpv6Tree, p, join(logs, `${n}-build-noipv6.log`), (t) => configureNoIpv6(t, fragments, line.folded));
 					row.buildNoIpv6 = { status: noIpv6.status, seconds: noIpv6.seconds, detail: noIpv6.detail, diagnostics: noIpv6.diagnostics };
 					if (built.status === 'ok' && !opts.boot) row.boot = { ...row.boot, status: 'skipped' };
 					else if (built.status === 'ok') row.boot = await bootPrefix(n, built.bzImage!, built.release!, cases, opts.cpus);

@@ -1,9 +1,7 @@
 import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import { LarvalError } from '../util/errors.js';
-
-export const SOURCE_PACKAGE = 'linux-source-6.12';
-export const SOURCE_TARBALL = `/usr/src/${SOURCE_PACKAGE}.tar.xz`;
+import type { KernelLine } from './line.js';
 
 export interface KernelSource {
 	tarball: string;
@@ -11,15 +9,15 @@ export interface KernelSource {
 	packageVersion: string;
 }
 
-export async function findKernelSource(): Promise<KernelSource> {
-	if (!existsSync(SOURCE_TARBALL)) {
+export async function findKernelSource(line: KernelLine): Promise<KernelSource> {
+	if (!existsSync(line.tarball)) {
 		throw new LarvalError(
-			`${SOURCE_TARBALL} is missing: install it with \`make deps\` ` +
-				`(apt-get install ${SOURCE_PACKAGE})`,
+			`${line.tarball} is missing: install it with \`make deps\` ` +
+				`(apt-get install ${line.sourcePackage}${line.role === 'mainline' ? ', from trixie-backports' : ''})`,
 		);
 	}
-	const r = await execa('dpkg-query', ['-W', '-f=${Version}', SOURCE_PACKAGE], { reject: false });
+	const r = await execa('dpkg-query', ['-W', '-f=${Version}', line.sourcePackage], { reject: false });
 	// A tarball put there by hand still builds; its key then says so.
 	const packageVersion = r.exitCode === 0 && r.stdout ? r.stdout : 'unpackaged';
-	return { tarball: SOURCE_TARBALL, packageVersion };
+	return { tarball: line.tarball, packageVersion };
 }

@@ -4,14 +4,14 @@ import { LarvalError, UsageError } from '../util/errors.js';
 import { readBzImageHeader } from './bzimage.js';
 import { buildKernel } from './build.js';
 import { DISTRO_MODULES, fetchDistroKernel } from './distro.js';
-
-export const KERNEL_NAMES = ['distro', 'stock', 'patched'] as const;
-export type KernelName = (typeof KERNEL_NAMES)[number];
+import { defaultLine, KERNEL_NAMES, parseKernelName } from './line.js';
 
 /** A kernel ready to boot, whatever it came from. */
 export interface KernelTarget {
-	/** distro, stock, patched, or the path the user gave. */
+	/** distro, stock, patched (each maybe with its line, as in patched-7.3), or the path the user gave. */
 	name: string;
+	/** The kernel line of a named kernel (6.12, 7.3); none for a path. */
+	line?: string;
 	kind: 'distro' | 'built' | 'path';
 	bzImage: string;
 	release: string;
@@ -38,21 +38,22 @@ export function bzImageFromPath(spec: string): string {
 
 /** Checks a --kernel value before anything is built, fetched or booted: a name, or the path of a bzImage or build tree. */
 export function checkKernelSpec(spec: string): void {
-	if ((KERNEL_NAMES as readonly string[]).includes(spec)) return;
+	if (parseKernelName(spec)) return;
 	if (!spec.includes('/') && !spec.includes('.')) {
-		throw new UsageError(`unknown kernel "${spec}": valid are ${KERNEL_NAMES.join(', ')}, or a path to a bzImage or build tree`);
+		throw new UsageError(`unknown kernel "${spec}": valid are ${KERNEL_NAMES.join(', ')} (a bare name is the ${defaultLine().id} line's), or a path to a bzImage or build tree`);
 	}
 	bzImageFromPath(spec);
 }
 
 export async function resolveKernel(spec: string, opts: { config?: string } = {}): Promise<KernelTarget> {
-	if (spec === 'distro') {
-		const k = await fetchDistroKernel();
-		return { name: 'distro', kind: 'distro', bzImage: k.bzImage, release: k.release, modules: { root: k.root, names: DISTRO_MODULES } };
+	const named = parseKernelName(spec);
+	if (named?.kind === 'distro') {
+		const k = await fetchDistroKernel(named.line);
+		return { name: spec, line: named.line.id, kind: 'distro', bzImage: k.bzImage, release: k.release, modules: { root: k.root, names: DISTRO_MODULES } };
 	}
-	if (spec === 'stock' || spec === 'patched') {
-		const k = await buildKernel({ variant: spec, config: opts.config });
-		return { name: spec, kind: 'built', bzImage: k.bzImage, release: k.release, config: k.config, buildSeconds: k.buildSeconds, srcDir: join(k.dir, 'src') };
+	if (named) {
+		const k = await buildKernel({ variant: named.kind, line: named.line, config: opts.config });
+		return { name: spec, line: named.line.id, kind: 'built', bzImage: k.bzImage, release: k.release, config: k.config, buildSeconds: k.buildSeconds, srcDir: join(k.dir, 'src') };
 	}
 	checkKernelSpec(spec);
 	const bzImage = bzImageFromPath(spec);

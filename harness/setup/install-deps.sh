@@ -38,6 +38,35 @@ packages=(
 	bind9-dnsutils curl socat dnsmasq-base
 )
 
+# The mainline line (`--mainline`, `make deps-mainline`): Debian's
+# linux-source-7.3 is in trixie-backports, which Debian 12 does not list.
+# The suite is added with a pin of priority 1, so that apt takes from it
+# only what is named here and never upgrades anything else of the host
+# from it.
+mainline=0
+[ "${1:-}" = --mainline ] && mainline=1
+backports_list=/etc/apt/sources.list.d/larval-trixie-backports.sources
+backports_pin=/etc/apt/preferences.d/larval-trixie-backports
+if [ "$mainline" -eq 1 ]; then
+	packages+=(linux-source-7.3)
+fi
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+add_trixie_backports() {
+	[ -f "$backports_list" ] && [ -f "$backports_pin" ] && return 0
+	echo "install-deps: adding trixie-backports to apt ($backports_list, pinned to 1 in $backports_pin)" >&2
+	# The same mirror as the host's own Debian suites.
+	local uri
+	uri=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+	[ -n "$uri" ] || uri=$(awk '$1 == "deb" && $3 ~ /^bookworm$/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+	[ -n "$uri" ] || uri=http://deb.debian.org/debian
+	printf 'Types: deb\nURIs: %s\nSuites: trixie-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$uri" |
+		$SUDO tee "$backports_list" >/dev/null
+	printf 'Package: *\nPin: release n=trixie-backports\nPin-Priority: 1\n' | $SUDO tee "$backports_pin" >/dev/null
+}
+
 missing=()
 for p in "${packages[@]}"; do
 	[[ $p == \#* ]] && continue
@@ -45,13 +74,26 @@ for p in "${packages[@]}"; do
 		missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-	SUDO=
-	[ "$(id -u)" -eq 0 ] || SUDO=sudo
 	echo "install-deps: installing ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
+	if [ "$mainline" -eq 1 ]; then
+		add_trixie_backports
+	fi
 	# Stale or absent package lists make apt-get install fail on a fresh machine.
 	$SUDO apt-get update -q >/dev/null
-	$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+	# Named packages from trixie-backports come with their own suite's
+	# dependencies; with the pin at 1 apt picks that suite only for them.
+	targets=()
+	for p in "${missing[@]}"; do
+		case $p in linux-source-7.3) targets+=("$p/trixie-backports") ;; *) targets+=("$p") ;; esac
+	done
+	$SUDO apt-get install -y -q --no-install-recommends "${targets[@]}" >/dev/null
+fi
+# Debian's 7.3 cloud kernel (distro-7.3) is fetched with apt-get download
+# when first booted, like 6.12's: it needs the suite's package lists only.
+if [ "$mainline" -eq 1 ] && ! apt-cache pkgnames linux-image-7.3 | grep -q cloud-amd64; then
+	add_trixie_backports
+	$SUDO apt-get update -q >/dev/null
 fi
 
 # --km libreswan: Debian's package, extracted into the harness cache.

@@ -3,7 +3,8 @@ import { droppedOptions, parseConfig } from '../../harness/kernel/config.js';
 import { parseSeries } from '../../harness/kernel/series.js';
 import { parseBzImageHeader } from '../../harness/kernel/bzimage.js';
 import { moduleLoadOrder, moduleName, parseModulesDep } from '../../harness/kernel/modules.js';
-import { compareVersions, newestCloudKernel } from '../../harness/kernel/distro.js';
+import { compareVersions, newestCloudKernel, splitImagePackages } from '../../harness/kernel/distro.js';
+import { LINES } from '../../harness/kernel/line.js';
 import { parseLdd } from '../../harness/image/shared-libs.js';
 import { cacheKey } from '../../harness/util/hash.js';
 
@@ -25,6 +26,13 @@ describe('config fragments', () => {
 		const wanted = parseConfig('CONFIG_A=y\nCONFIG_B=y\nCONFIG_PANIC_TIMEOUT=-1\n');
 		const got = parseConfig('CONFIG_A=y\nCONFIG_PANIC_TIMEOUT=0\n');
 		expect(droppedOptions(wanted, got).map((d) => d.name)).toEqual(['CONFIG_B', 'CONFIG_PANIC_TIMEOUT']);
+	});
+	it("accepts an option the tree's Kconfig folded into one that is set, and only that", () => {
+		const wanted = parseConfig('CONFIG_PROC_SYSCTL=y\nCONFIG_XFRM_USER=y\n');
+		const got = parseConfig('CONFIG_SYSCTL=y\n');
+		expect(droppedOptions(wanted, got, LINES['7.3'].folded).map((d) => d.name)).toEqual(['CONFIG_XFRM_USER']);
+		expect(droppedOptions(wanted, got).map((d) => d.name)).toEqual(['CONFIG_PROC_SYSCTL', 'CONFIG_XFRM_USER']);
+		expect(droppedOptions(wanted, parseConfig('# CONFIG_SYSCTL is not set\n'), LINES['7.3'].folded).map((d) => d.name)).toEqual(['CONFIG_PROC_SYSCTL', 'CONFIG_XFRM_USER']);
 	});
 });
 
@@ -77,8 +85,25 @@ describe('distro kernel choice', () => {
 				'linux-image-6.12.113+deb12-cloud-amd64-unsigned',
 				'linux-image-6.12.200+deb12-amd64-unsigned',
 				'linux-image-6.1.0-57-cloud-amd64-unsigned',
-			]),
+				'linux-image-7.3.4+deb13-cloud-amd64',
+			], LINES['6.12']),
 		).toBe('linux-image-6.12.117+deb12-cloud-amd64-unsigned');
+	});
+	it("picks 7.3's cloud image, not its -dbg, -rt or plain amd64 flavours", () => {
+		// `apt-cache pkgnames linux-image-7.3` on this machine with trixie-backports, 2026-12-01
+		const names = ['linux-image-7.3.4+deb13-amd64', 'linux-image-7.3.4+deb13-amd64-dbg', 'linux-image-7.3.4+deb13-cloud-amd64-dbg', 'linux-image-7.3.4+deb13-cloud-amd64', 'linux-image-7.3.4+deb13-rt-amd64'];
+		expect(newestCloudKernel(names, LINES['7.3'])).toBe('linux-image-7.3.4+deb13-cloud-amd64');
+		expect(newestCloudKernel(names, LINES['6.12'])).toBeUndefined();
+	});
+	it("takes trixie's split image packages from the image's Depends, and none for 6.12's", () => {
+		// dpkg-deb -f linux-image-7.3.4+deb13-cloud-amd64_7.3.4-1~bpo13+1_amd64.deb Depends
+		const depends = 'dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, linux-base-7.3.4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1), linux-binary-7.3.4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1), linux-modules-7.3.4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1)';
+		expect(splitImagePackages('linux-image-7.3.4+deb13-cloud-amd64', depends)).toEqual([
+			'linux-base-7.3.4+deb13-cloud-amd64',
+			'linux-binary-7.3.4+deb13-cloud-amd64',
+			'linux-modules-7.3.4+deb13-cloud-amd64',
+		]);
+		expect(splitImagePackages('linux-image-6.12.117+deb12-cloud-amd64-unsigned', 'kmod, linux-base (>= 4.3~), initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool')).toEqual([]);
 	});
 });
 
