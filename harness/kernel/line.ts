@@ -71,7 +71,10 @@ export const DEFAULT_LINE: KernelLine['id'] = '6.12';
  * so that every suite runs on mainline unchanged), else DEFAULT_LINE.
  */
 export function defaultLine(env: NodeJS.ProcessEnv = process.env): KernelLine {
-	return env.LARVAL_LINE ? lineOf(env.LARVAL_LINE) : LINES[DEFAULT_LINE];
+	const id = env.LARVAL_LINE;
+	if (!id) return LINES[DEFAULT_LINE];
+	if (!Object.hasOwn(LINES, id)) throw new UsageError(`LARVAL_LINE=${id}: unknown kernel line "${id}": the lines are ${Object.keys(LINES).join(', ')}`);
+	return lineOf(id);
 }
 
 export const KERNEL_KINDS = ['distro', 'stock', 'patched'] as const;
@@ -84,7 +87,7 @@ export const KERNEL_NAMES: readonly string[] = [
 ];
 
 export function lineOf(id: string): KernelLine {
-	const line = (LINES as Record<string, KernelLine>)[id];
+	const line = Object.hasOwn(LINES, id) ? (LINES as Record<string, KernelLine>)[id] : undefined;
 	if (!line) throw new UsageError(`unknown kernel line "${id}": the lines are ${Object.keys(LINES).join(', ')}`);
 	return line;
 }

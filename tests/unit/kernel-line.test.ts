@@ -14,10 +14,11 @@ describe('kernel lines', () => {
 	it('takes the line of bare names from LARVAL_LINE, and refuses an unknown one', () => {
 		expect(defaultLine({})).toBe(LINES[DEFAULT_LINE]);
 		expect(defaultLine({ LARVAL_LINE: '7.3' })).toBe(LINES['7.3']);
-		expect(() => defaultLine({ LARVAL_LINE: 'next' })).toThrow('unknown kernel line "next": the lines are 7.3, 6.12');
+		expect(() => defaultLine({ LARVAL_LINE: 'next' })).toThrow('LARVAL_LINE=next: unknown kernel line "next": the lines are 7.3, 6.12');
 	});
 	it('names the lines that exist for an unknown one', () => {
 		expect(() => parseKernelName('stock-5.10')).toThrow(UsageError);
+		expect(() => defaultLine({ LARVAL_LINE: 'constructor' })).toThrow(UsageError);
 		expect(() => parseKernelName('stock-5.10')).toThrow('unknown kernel line "5.10": the lines are 7.3, 6.12');
 		expect(() => checkKernelSpec('patched-9.9')).toThrow(/the lines are 7\.3, 6\.12/);
 	});
