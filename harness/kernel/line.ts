@@ -32,6 +32,12 @@ export interface KernelLine {
 	 */
 	folded: Readonly<Record<string, string>>;
 	/**
+	 * Modules of DISTRO_MODULES this line's Debian kernel does not have,
+	 * because what they did moved elsewhere (7.3: GHASH is the built-in
+	 * libgf128hash library that gcm calls, no ghash_generic module).
+	 */
+	distroModulesGone: readonly string[];
+	/**
 	 * The cache directory's infix.  Empty for 6.12, so that every build
 	 * cached before lines existed (and CI's cache) is still found.
 	 */
@@ -48,6 +54,7 @@ export const LINES: Readonly<Record<KernelLine['id'], KernelLine>> = {
 		distroPrefix: 'linux-image-7.3',
 		distroPackage: /^linux-image-7\.3\.[0-9]+\+deb[0-9]+-cloud-amd64$/,
 		folded: { CONFIG_PROC_SYSCTL: 'CONFIG_SYSCTL' },
+		distroModulesGone: ['ghash_generic'],
 		cacheInfix: '7.3-',
 	},
 	'6.12': {
@@ -59,6 +66,7 @@ export const LINES: Readonly<Record<KernelLine['id'], KernelLine>> = {
 		distroPrefix: 'linux-image-6.12',
 		distroPackage: /^linux-image-6\.12\.[0-9]+\+deb[0-9]+-cloud-amd64-unsigned$/,
 		folded: {},
+		distroModulesGone: [],
 		cacheInfix: '',
 	},
 };

@@ -49,7 +49,8 @@ export async function resolveKernel(spec: string, opts: { config?: string } = {}
 	const named = parseKernelName(spec);
 	if (named?.kind === 'distro') {
 		const k = await fetchDistroKernel(named.line);
-		return { name: spec, line: named.line.id, kind: 'distro', bzImage: k.bzImage, release: k.release, modules: { root: k.root, names: DISTRO_MODULES } };
+		const names = DISTRO_MODULES.filter((m) => !named.line.distroModulesGone.includes(m));
+		return { name: spec, line: named.line.id, kind: 'distro', bzImage: k.bzImage, release: k.release, modules: { root: k.root, names } };
 	}
 	if (named) {
 		const k = await buildKernel({ variant: named.kind, line: named.line, config: opts.config });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { cacheInfixOf } from '../../harness/kernel/build.js';
 import { DEFAULT_LINE, defaultLine, KERNEL_NAMES, LINES, parseKernelName } from '../../harness/kernel/line.js';
 import { checkKernelSpec } from '../../harness/kernel/target.js';
+import { DISTRO_MODULES } from '../../harness/kernel/distro.js';
 import { UsageError } from '../../harness/util/errors.js';
 
 describe('kernel lines', () => {
@@ -36,5 +37,8 @@ describe('kernel lines', () => {
 		expect(cacheInfixOf('base-7.3-7848044f49c349be', 'base')).toBe('7.3-');
 		expect(cacheInfixOf('debug-7.3-5a28cd5db24276ed', 'debug')).toBe('7.3-');
 		expect(LINES['6.12'].cacheInfix).toBe('');
+	});
+	it('names as gone only modules the harness would otherwise load', () => {
+		for (const line of Object.values(LINES)) for (const m of line.distroModulesGone) expect(DISTRO_MODULES).toContain(m);
 	});
 });
