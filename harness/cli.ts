@@ -25,6 +25,7 @@ import { BENCH_PARTS, type BenchPart, runBench } from './suite/bench-run.js';
 import { renderBenchReport } from './suite/bench-report.js';
 import { benchFigures } from './report/bench-figures.js';
 import { compareFigures, DEFAULT_TOLERANCE_PCT, figuresOfJson, renderComparison } from './report/bench-compare.js';
+import { renderCompactTable } from './report/compact.js';
 import { renderJunit, renderMachines, renderTable } from './report/table.js';
 import { renderKtap } from './report/ktap.js';
 import { hostToolsOverlay } from './image/build.js';
@@ -314,7 +315,8 @@ async function cmdRun(args: ParsedArgs): Promise<number> {
 	const ktap = args.flags.has('ktap');
 	const say = ktap ? console.error : console.log;
 	const cells = await runMatrix({ kernels, cases, repeat, cpus, onCell: (c) => printCell(c, say) });
-	say(`\n${renderTable(cells, kernels)}\n\n${renderMachines(cells, kernels)}\n`);
+	const table = args.flags.has('wide') ? renderTable(cells, kernels) : renderCompactTable(cells, kernels);
+	say(`\n${table}\n\n${renderMachines(cells, kernels)}\n`);
 	say(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; ${Math.round((Date.now() - started) / 1000)} s`);
 	if (ktap) process.stdout.write(renderKtap(cells, kernels));
 	writeReport(single(args, 'json'), JSON.stringify({ kernels, repeat, cpus, cells }, (_, v) => (typeof v === 'bigint' ? String(v) : v), '\t'));
@@ -502,11 +504,14 @@ const COMMANDS: Record<string, Command> = {
 		run: cmdRepro,
 	},
 	run: {
-		usage: `run [--kernel K ...] [--filter PATTERN] [--repeat N] [--cpus N] [--json FILE] [--junit FILE] [--ktap]
+		usage: `run [--kernel K ...] [--filter PATTERN] [--repeat N] [--cpus N] [--json FILE] [--junit FILE] [--ktap] [--wide]
       Run the semantics matrix on each kernel (default: distro stock patched)
-      and print one table: a row per case and mode, a column per kernel.
-      --ktap: KTAP on stdout instead (a subtest per kernel), the rest on stderr.`,
-		options: { kernel: values, filter: value, repeat: value, json: value, junit: value, ktap: flag, ...MACHINE_OPTIONS },
+      and print one table: a row per case and mode, a column per kernel,
+      each cell a verdict mark and the runs' median in a few words (about
+      160 columns for three kernels); --wide: every run of every cell in
+      full instead.  --ktap: KTAP on stdout instead (a subtest per kernel),
+      the rest on stderr.`,
+		options: { kernel: values, filter: value, repeat: value, json: value, junit: value, ktap: flag, wide: flag, ...MACHINE_OPTIONS },
 		notes: [MACHINE_HELP, KERNEL_HELP],
 		run: cmdRun,
 	},
