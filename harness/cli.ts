@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathComponent, repoRoot, resultsRoot } from './util/paths.js';
 import { CASES, findCase, RESOLVE_1 } from './suite/cases.js';
-import { runMatrix, selectCases } from './suite/plan.js';
+import { mainCases, progressText, runMatrix, selectCases } from './suite/plan.js';
 import { type CellResult, cellPassed, cellText } from './suite/session.js';
 import { narrate } from './suite/outcome.js';
 import { BENCH_PARTS, type BenchPart, runBench } from './suite/bench-run.js';
@@ -261,9 +261,9 @@ function readInput(path: string, what: string): string {
 	return readFileSync(path, 'utf8');
 }
 
-function printCell(c: CellResult, say: (line: string) => void = console.log): void {
+function printCell(c: CellResult, say: (line: string) => void = console.log, prefix = ''): void {
 	const ok = cellPassed(c);
-	say(`${ok ? 'ok  ' : 'FAIL'} ${c.kernel} ${c.caseId} [${c.mode}]: ${cellText(c)}`);
+	say(`${prefix}${ok ? 'ok  ' : 'FAIL'} ${c.kernel} ${c.caseId} [${c.mode}]: ${cellText(c)}`);
 	if (!ok) {
 		for (const [i, v] of c.violations.entries()) if (v.length) say(`     run ${i + 1}: ${v.join('; ')}`);
 		for (const f of c.findings) say(`     console: ${f.kind} at line ${f.line}: ${f.text}`);
@@ -306,15 +306,17 @@ async function cmdRepro(args: ParsedArgs): Promise<number> {
 }
 
 async function cmdRun(args: ParsedArgs): Promise<number> {
-	const kernels = kernelSpecs(args, ['distro', 'stock', 'patched']);
-	const cases = selectCases(single(args, 'filter') ?? '');
-	const repeat = repeatOf(args, '3');
+	const main = args.flags.has('main');
+	const kernels = kernelSpecs(args, main ? ['distro', 'patched'] : ['distro', 'stock', 'patched']);
+	const filter = single(args, 'filter');
+	const cases = main && filter === undefined ? mainCases() : selectCases(filter ?? '');
+	const repeat = repeatOf(args, main ? '1' : '3');
 	const { cpus } = machineOptions(args);
 	const started = Date.now();
 	// --ktap: stdout carries KTAP alone, for kernel CI systems; what is printed for a person goes to stderr.
 	const ktap = args.flags.has('ktap');
 	const say = ktap ? console.error : console.log;
-	const cells = await runMatrix({ kernels, cases, repeat, cpus, onCell: (c) => printCell(c, say) });
+	const cells = await runMatrix({ kernels, cases, repeat, cpus, main, onCell: (c, p) => printCell(c, say, progressText(p)) });
 	const table = args.flags.has('wide') ? renderTable(cells, kernels) : renderCompactTable(cells, kernels);
 	say(`\n${table}\n\n${renderMachines(cells, kernels)}\n`);
 	say(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; ${Math.round((Date.now() - started) / 1000)} s`);
@@ -504,14 +506,17 @@ const COMMANDS: Record<string, Command> = {
 		run: cmdRepro,
 	},
 	run: {
-		usage: `run [--kernel K ...] [--filter PATTERN] [--repeat N] [--cpus N] [--json FILE] [--junit FILE] [--ktap] [--wide]
-      Run the semantics matrix on each kernel (default: distro stock patched)
-      and print one table: a row per case and mode, a column per kernel,
-      each cell a verdict mark and the runs' median in a few words (about
-      160 columns for three kernels); --wide: every run of every cell in
-      full instead.  --ktap: KTAP on stdout instead (a subtest per kernel),
-      the rest on stderr.`,
-		options: { kernel: values, filter: value, repeat: value, json: value, junit: value, ktap: flag, wide: flag, ...MACHINE_OPTIONS },
+		usage: `run [--main] [--kernel K ...] [--filter PATTERN] [--repeat N] [--cpus N] [--json FILE] [--junit FILE] [--ktap] [--wide]
+      Run the semantics matrix on each kernel (default: distro stock
+      patched), each progress line saying which cell of how many and the
+      time left, and print one table: a row per case and mode, a column per
+      kernel, each cell a verdict mark and the runs' median in a few words
+      (about 160 columns for three kernels); --wide: every run in full.
+      --main: the main job (make run): the README table's behaviours, one
+      cell each per kernel (the series' mode where the kernel has it, else
+      stock's default), once; default kernels distro and patched.
+      --ktap: KTAP on stdout instead (a subtest per kernel), the rest on stderr.`,
+		options: { main: flag, kernel: values, filter: value, repeat: value, json: value, junit: value, ktap: flag, wide: flag, ...MACHINE_OPTIONS },
 		notes: [MACHINE_HELP, KERNEL_HELP],
 		run: cmdRun,
 	},
