@@ -44,7 +44,8 @@ describe('guests belong to the run that started them', () => {
 	}
 
 	it("a run's cleanup and a killed harness end their own guests and no one else's", async () => {
-		const keep = harness('keep', 90);
+		// Long enough for the reap and a third boot beside it (30-45 s under TCG), not much longer: the test waits it out.
+		const keep = harness('keep', 75);
 		const reaped = harness('reaped', 240);
 		const [keepPid] = await Promise.all([untilUp(keep), untilUp(reaped)]);
 
