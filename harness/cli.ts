@@ -317,7 +317,7 @@ async function cmdRun(args: ParsedArgs): Promise<number> {
 	const ktap = args.flags.has('ktap');
 	const say = ktap ? console.error : console.log;
 	const cells = await runMatrix({ kernels, cases, repeat, cpus, main, onCell: (c, p) => printCell(c, say, progressText(p)) });
-	const table = args.flags.has('wide') ? renderTable(cells, kernels) : renderCompactTable(cells, kernels);
+	const table = args.flags.has('wide') ? renderTable(cells, kernels) : renderCompactTable(cells, kernels, { byCase: main });
 	say(`\n${table}\n\n${renderMachines(cells, kernels)}\n`);
 	say(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; ${Math.round((Date.now() - started) / 1000)} s`);
 	if (ktap) process.stdout.write(renderKtap(cells, kernels));

@@ -94,8 +94,13 @@ export function compactCell(c: CellResult): string {
 	return `${cellPassed(c) ? '✓' : '✗'} ${summarize(c)}`;
 }
 
-/** The compact table, and under it the legend of the mode abbreviations it used. */
-export function renderCompactTable(cells: readonly CellResult[], kernels: readonly string[]): string {
+/**
+ * The compact table, and under it the legend of the mode abbreviations it
+ * used.  @byCase (the main job, one cell per case and kernel): a row per
+ * case, and the legend says which mode each kernel ran.
+ */
+export function renderCompactTable(cells: readonly CellResult[], kernels: readonly string[], opts: { byCase?: boolean } = {}): string {
+	if (opts.byCase) return renderByCase(cells, kernels);
 	const rows = new Map<string, Map<string, CellResult>>();
 	const modes = new Set<string>();
 	for (const c of cells) {
@@ -107,4 +112,16 @@ export function renderCompactTable(cells: readonly CellResult[], kernels: readon
 	const body = [...rows].map(([key, byKernel]) => [key, ...kernels.map((k) => (byKernel.has(k) ? compactCell(byKernel.get(k)!) : '-'))]);
 	const legend = [...modes].filter((m) => MODE_ABBREVIATIONS[m]).map((m) => `${MODE_ABBREVIATIONS[m]} = ${m}`).join(', ');
 	return `${textTable(['case mode', ...kernels], body)}\n✓ as expected, ✗ not${legend ? `; ${legend}` : ''}; times are medians over the runs, every run is in --json`;
+}
+
+function renderByCase(cells: readonly CellResult[], kernels: readonly string[]): string {
+	const rows = new Map<string, Map<string, CellResult>>();
+	for (const c of cells) {
+		if (!rows.has(c.caseId)) rows.set(c.caseId, new Map());
+		rows.get(c.caseId)!.set(c.kernel, c);
+	}
+	const body = [...rows].map(([id, byKernel]) => [id, ...kernels.map((k) => (byKernel.has(k) ? compactCell(byKernel.get(k)!) : '-'))]);
+	const modesOf = (k: string) => [...new Set(cells.filter((c) => c.kernel === k).map((c) => c.mode))].join(' or ');
+	const legend = kernels.map((k) => `${k} in ${modesOf(k) || 'no mode'}`).join(', ');
+	return `${textTable(['case', ...kernels], body)}\n✓ as expected, ✗ not; ${legend}; times are medians over the runs, every run is in --json`;
 }

@@ -54,4 +54,11 @@ describe('the compact table', () => {
 		expect(table).toContain('| fault-km-killed-during-tcp6-connect resolve |');
 		expect(table.split('\n').at(-1)).toMatch(/^✓ as expected, ✗ not; drop = larval_drop=1, resolve = xfrm_resolve=1;/);
 	});
+	it("puts the main job's kernels side by side, a row per case, the legend saying each kernel's mode", () => {
+		const replied = outcome({ received: 3, lost: 0, lostIds: [], firstReplyMs: 63 });
+		const cells = [cell({ kernel: 'distro' }), cell({ kernel: 'patched', mode: 'xfrm_resolve=1', outcomes: [replied] })];
+		const lines = renderCompactTable(cells, ['distro', 'patched'], { byCase: true }).split('\n');
+		expect(lines[2]).toMatch(/^\| udp-datagrams-lost +\| ✓ lost 3\/3 +\| ✓ first 63 ms +\|$/);
+		expect(lines.at(-1)).toBe('✓ as expected, ✗ not; distro in larval_drop=1, patched in xfrm_resolve=1; times are medians over the runs, every run is in --json');
+	});
 });
