@@ -62,7 +62,7 @@ export function mainCellsOf(c: Case, resolve: boolean): Array<{ mode: Mode; chec
 export interface MatrixProgress {
 	done: number;
 	total: number;
-	/** At the mean pace of the cells so far (boots included). */
+	/** At the mean pace of the cells so far (each cell's own time, the boots of fresh guests in it; not kernel builds). */
 	leftMs: number;
 }
 
@@ -110,8 +110,9 @@ export async function runMatrix(opts: MatrixOptions): Promise<CellResult[]> {
 					const cell = await session.runCell(c, mode, check, opts.repeat);
 					cells.push(cell);
 					const total = perKernel.reduce((a, b) => a + b, 0);
-					const elapsed = performance.now() - started;
-					opts.onCell?.(cell, { done: cells.length, total, leftMs: (elapsed / cells.length) * (total - cells.length) });
+					// The pace of the cells themselves: a kernel's build before its first cell would swell it tenfold.
+					const cellMs = cells.reduce((sum, x) => sum + (x.ms ?? 0), 0) || performance.now() - started;
+					opts.onCell?.(cell, { done: cells.length, total, leftMs: (cellMs / cells.length) * (total - cells.length) });
 				}
 			}
 		} finally {
