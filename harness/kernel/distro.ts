@@ -85,7 +85,8 @@ async function pickPackage(line: KernelLine): Promise<string> {
  */
 export function splitImagePackages(image: string, depends: string): string[] {
 	const flavour = image.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
-	const parts = depends.split(',').map((d) => d.trim().split(/\s/)[0]!).filter((d) => new RegExp(`^linux-(binary|modules|base)-${flavour.replace(/[.+]/g, '\\$&')}$`).test(d));
+	const part = new RegExp(`^linux-(binary|modules|base)-${flavour.replace(/[.+]/g, '\\$&')}$`);
+	const parts = depends.split(',').map((d) => d.trim().split(/\s/)[0]!).filter((d) => part.test(d));
 	return [...new Set(parts)];
 }
 

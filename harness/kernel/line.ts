@@ -81,8 +81,11 @@ export const DEFAULT_LINE: KernelLine['id'] = '6.12';
 export function defaultLine(env: NodeJS.ProcessEnv = process.env): KernelLine {
 	const id = env.LARVAL_LINE;
 	if (!id) return LINES[DEFAULT_LINE];
-	if (!Object.hasOwn(LINES, id)) throw new UsageError(`LARVAL_LINE=${id}: unknown kernel line "${id}": the lines are ${Object.keys(LINES).join(', ')}`);
-	return lineOf(id);
+	try {
+		return lineOf(id);
+	} catch (e) {
+		throw new UsageError(`LARVAL_LINE=${id}: ${(e as Error).message}`);
+	}
 }
 
 export const KERNEL_KINDS = ['distro', 'stock', 'patched'] as const;
@@ -105,9 +108,11 @@ export function lineOf(id: string): KernelLine {
  * (a path).  A name with an unknown line (`stock-5.10`) is a usage error
  * that names the lines there are.
  */
+const LINE_NAME = new RegExp(`^(${KERNEL_KINDS.join('|')})-(\\d+\\.\\d+)$`);
+
 export function parseKernelName(spec: string): { kind: KernelKind; line: KernelLine } | undefined {
 	if ((KERNEL_KINDS as readonly string[]).includes(spec)) return { kind: spec as KernelKind, line: defaultLine() };
-	const m = /^(distro|stock|patched)-(\d+\.\d+)$/.exec(spec);
+	const m = LINE_NAME.exec(spec);
 	if (!m) return undefined;
 	return { kind: m[1] as KernelKind, line: lineOf(m[2]!) };
 }

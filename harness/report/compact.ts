@@ -1,7 +1,7 @@
 import { median } from '../util/stats.js';
 import type { Outcome } from '../suite/outcome.js';
 import { type CellResult, cellPassed } from '../suite/session.js';
-import { textTable } from './table.js';
+import { cellRows, textTable } from './table.js';
 
 /**
  * The terminal's table (issue #18): a row per case and mode, a column per
@@ -101,26 +101,13 @@ export function compactCell(c: CellResult): string {
  */
 export function renderCompactTable(cells: readonly CellResult[], kernels: readonly string[], opts: { byCase?: boolean } = {}): string {
 	if (opts.byCase) return renderByCase(cells, kernels);
-	const rows = new Map<string, Map<string, CellResult>>();
-	const modes = new Set<string>();
-	for (const c of cells) {
-		const key = `${c.caseId} ${MODE_ABBREVIATIONS[c.mode] ?? c.mode}`;
-		modes.add(c.mode);
-		if (!rows.has(key)) rows.set(key, new Map());
-		rows.get(key)!.set(c.kernel, c);
-	}
-	const body = [...rows].map(([key, byKernel]) => [key, ...kernels.map((k) => (byKernel.has(k) ? compactCell(byKernel.get(k)!) : '-'))]);
-	const legend = [...modes].filter((m) => MODE_ABBREVIATIONS[m]).map((m) => `${MODE_ABBREVIATIONS[m]} = ${m}`).join(', ');
+	const body = cellRows(cells, kernels, (c) => `${c.caseId} ${MODE_ABBREVIATIONS[c.mode] ?? c.mode}`, compactCell);
+	const legend = [...new Set(cells.map((c) => c.mode))].filter((m) => MODE_ABBREVIATIONS[m]).map((m) => `${MODE_ABBREVIATIONS[m]} = ${m}`).join(', ');
 	return `${textTable(['case mode', ...kernels], body)}\n✓ as expected, ✗ not${legend ? `; ${legend}` : ''}; times are medians over the runs, every run is in --json`;
 }
 
 function renderByCase(cells: readonly CellResult[], kernels: readonly string[]): string {
-	const rows = new Map<string, Map<string, CellResult>>();
-	for (const c of cells) {
-		if (!rows.has(c.caseId)) rows.set(c.caseId, new Map());
-		rows.get(c.caseId)!.set(c.kernel, c);
-	}
-	const body = [...rows].map(([id, byKernel]) => [id, ...kernels.map((k) => (byKernel.has(k) ? compactCell(byKernel.get(k)!) : '-'))]);
+	const body = cellRows(cells, kernels, (c) => c.caseId, compactCell);
 	const modesOf = (k: string) => [...new Set(cells.filter((c) => c.kernel === k).map((c) => c.mode))].join(' or ');
 	const legend = kernels.map((k) => `${k} in ${modesOf(k) || 'no mode'}`).join(', ');
 	return `${textTable(['case', ...kernels], body)}\n✓ as expected, ✗ not; ${legend}; times are medians over the runs, every run is in --json`;

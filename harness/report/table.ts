@@ -1,24 +1,25 @@
 import { type CellResult, cellPassed, cellText } from '../suite/session.js';
 import { describeMachine, preemptLabel } from '../vm/machine.js';
 
-/** Rows (case × mode) by columns (kernels), as plain text for a terminal or a README. */
-export function renderTable(cells: readonly CellResult[], kernels: readonly string[]): string {
+/**
+ * The body of a table of @cells: a row per @rowKey (in the order rows
+ * first appear), its label then a column per kernel, each cell @show of
+ * that kernel's cell or '-' where it has none.
+ */
+export function cellRows(cells: readonly CellResult[], kernels: readonly string[], rowKey: (c: CellResult) => string, show: (c: CellResult) => string): string[][] {
 	const rows = new Map<string, Map<string, CellResult>>();
 	for (const c of cells) {
-		const key = `${c.caseId} [${c.mode}]`;
+		const key = rowKey(c);
 		if (!rows.has(key)) rows.set(key, new Map());
 		rows.get(key)!.set(c.kernel, c);
 	}
-	const header = ['case [mode]', ...kernels];
-	const body = [...rows].map(([key, byKernel]) => [
-		key,
-		...kernels.map((k) => {
-			const c = byKernel.get(k);
-			if (!c) return '-';
-			return `${cellPassed(c) ? 'ok' : 'FAIL'}: ${cellText(c)}`;
-		}),
-	]);
-	return textTable(header, body);
+	return [...rows].map(([key, byKernel]) => [key, ...kernels.map((k) => (byKernel.has(k) ? show(byKernel.get(k)!) : '-'))]);
+}
+
+/** Rows (case × mode) by columns (kernels), as plain text for a terminal or a README. */
+export function renderTable(cells: readonly CellResult[], kernels: readonly string[]): string {
+	const body = cellRows(cells, kernels, (c) => `${c.caseId} [${c.mode}]`, (c) => `${cellPassed(c) ? 'ok' : 'FAIL'}: ${cellText(c)}`);
+	return textTable(['case [mode]', ...kernels], body);
 }
 
 /** Under the table, one line per kernel: "stock 6.12.117: tcg, 2 vCPUs, PREEMPT" (each machine its guests ran on). */

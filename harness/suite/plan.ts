@@ -99,7 +99,8 @@ export async function runMatrix(opts: MatrixOptions): Promise<CellResult[]> {
 	const plan = (c: Case, resolve: boolean) => (opts.main ? mainCellsOf(c, resolve) : cellsOf(c, { resolve, onlyMode: opts.mode }));
 	const countFor = (resolve: boolean) => opts.cases.reduce((n, c) => n + plan(c, resolve).length, 0);
 	const perKernel = opts.kernels.map((k) => countFor(expectedResolve(k)));
-	const started = performance.now();
+	// The pace of the cells themselves: a kernel's build before its first cell would swell it tenfold.
+	let cellsMs = 0;
 	for (const [k, spec] of opts.kernels.entries()) {
 		const session = new KernelSession(await resolveKernel(spec), 'test', { cpus: opts.cpus });
 		try {
@@ -109,10 +110,9 @@ export async function runMatrix(opts: MatrixOptions): Promise<CellResult[]> {
 				for (const { mode, check } of plan(c, resolve)) {
 					const cell = await session.runCell(c, mode, check, opts.repeat);
 					cells.push(cell);
+					cellsMs += cell.ms ?? 0;
 					const total = perKernel.reduce((a, b) => a + b, 0);
-					// The pace of the cells themselves: a kernel's build before its first cell would swell it tenfold.
-					const cellMs = cells.reduce((sum, x) => sum + (x.ms ?? 0), 0) || performance.now() - started;
-					opts.onCell?.(cell, { done: cells.length, total, leftMs: (cellMs / cells.length) * (total - cells.length) });
+					opts.onCell?.(cell, { done: cells.length, total, leftMs: (cellsMs / cells.length) * (total - cells.length) });
 				}
 			}
 		} finally {
