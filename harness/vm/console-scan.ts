@@ -86,6 +86,26 @@ export function scanConsole(text: string): ConsoleFinding[] {
 	return findings;
 }
 
+/** How far back the tail of a dead guest's console reaches to take in the whole of its last report. */
+const TAIL_REACH_LINES = 200;
+
+/**
+ * The last n lines of a console, reaching further back (up to
+ * TAIL_REACH_LINES) when the last kernel report began before them: a
+ * distro kernel's panic is 45 lines and more (its call trace lists every
+ * stale frame, and no end marker follows when it reboots at once), so the
+ * last 50 lines alone can lose the panic's reason, the one line a reader
+ * of the error needs.
+ */
+export function consoleTail(text: string, n: number): string {
+	const lines = text.split(/\r?\n/);
+	if (lines.at(-1) === '') lines.pop();
+	let start = Math.max(0, lines.length - n);
+	const last = scanConsole(lines.join('\n')).at(-1);
+	if (last && last.line - 1 < start && lines.length - (last.line - 1) <= TAIL_REACH_LINES) start = last.line - 1;
+	return lines.slice(start).join('\n');
+}
+
 export function formatFindings(findings: readonly ConsoleFinding[]): string {
 	return findings.map((f) => `${f.kind} at console line ${f.line}: ${f.text}`).join('\n');
 }

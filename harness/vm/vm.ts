@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import type ssh2 from 'ssh2';
-import { LarvalError, tailLines } from '../util/errors.js';
+import { LarvalError } from '../util/errors.js';
 import { resultsRoot } from '../util/paths.js';
-import { type ConsoleFinding, scanConsole } from './console-scan.js';
+import { type ConsoleFinding, consoleTail, scanConsole } from './console-scan.js';
 import { type Accelerator, ownedCommand, qemuArgs } from './qemu-args.js';
 import { registerVmProcess, unregisterVmProcess } from './reaper.js';
 import { runId } from './run-id.js';
@@ -157,7 +157,7 @@ export class Vm {
 			if (this.qemu.pid === undefined || /setpriv: failed to execute/.test(this.stderrText)) {
 				throw new LarvalError(`cannot run ${QEMU}: ${this.exitInfo} (install qemu-system-x86: \`make deps\`)`);
 			}
-			throw new GuestDiedError(`${this.opts.name}: ${why}; console: ${this.consoleLog}`, tailLines(this.consoleText, CONSOLE_TAIL_LINES), this.consoleLog);
+			throw new GuestDiedError(`${this.opts.name}: ${why}; console: ${this.consoleLog}`, consoleTail(this.consoleText, CONSOLE_TAIL_LINES), this.consoleLog);
 		};
 		// Wait for the boot script's marker before trying ssh: each failed ssh
 		// attempt under TCG costs the guest CPU time it needs to boot.
@@ -205,7 +205,7 @@ export class Vm {
 		this.failed = true;
 		// Let QEMU's last console bytes and exit status arrive.
 		await Promise.race([this.qemu, sleep(2000)]);
-		throw new GuestDiedError(`${this.opts.name}: ${why}: ${this.exitInfo || 'guest stopped answering'}; console: ${this.consoleLog}`, tailLines(this.consoleText, CONSOLE_TAIL_LINES), this.consoleLog);
+		throw new GuestDiedError(`${this.opts.name}: ${why}: ${this.exitInfo || 'guest stopped answering'}; console: ${this.consoleLog}`, consoleTail(this.consoleText, CONSOLE_TAIL_LINES), this.consoleLog);
 	}
 
 	/**

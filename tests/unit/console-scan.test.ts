@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { kcsanRacers, outsideNetworking, scanConsole } from '../../harness/vm/console-scan.js';
+import { consoleTail, kcsanRacers, outsideNetworking, scanConsole } from '../../harness/vm/console-scan.js';
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, '../fixtures', name), 'utf8');
 
@@ -153,5 +153,22 @@ describe('KCSAN reports inside and outside the networking stack', () => {
 		expect(outsideNetworking({ ...race!, text: 'BUG: KCSAN: something else' })).toBe(false);
 		const [kasan] = scanConsole(fixture('console-fmt-kasan.txt'));
 		expect(outsideNetworking(kasan!)).toBe(false);
+	});
+});
+
+describe('the console tail of a dead guest', () => {
+	const capture = fixture('console-distro-sysrq-panic.txt');
+
+	it('reaches back to the start of the last report when that began before the last n lines', () => {
+		const tail = consoleTail(capture, 10);
+		expect(tail.split('\n')[0]).toMatch(/Kernel panic - not syncing: sysrq triggered crash/);
+		expect(tail.endsWith(capture.trimEnd().split(/\r?\n/).at(-1)!)).toBe(true);
+	});
+
+	it('is the last n lines when they hold the whole report, or the report began too long ago', () => {
+		const lines = capture.trimEnd().split(/\r?\n/);
+		expect(consoleTail(capture, lines.length)).toBe(lines.join('\n'));
+		const longAfter = `${capture}${'[ 9.0] later line\n'.repeat(300)}`;
+		expect(consoleTail(longAfter, 5)).toBe('[ 9.0] later line\n'.repeat(5).trimEnd());
 	});
 });

@@ -94,7 +94,8 @@ describe.each(['distro', 'stock'] as const)('%s guest', (name) => {
 		try {
 			const err = await g.vm.exec('echo c > /proc/sysrq-trigger', { timeoutMs: 30_000 }).catch((e: unknown) => e);
 			expect(err).toBeInstanceOf(GuestDiedError);
-			expect((err as GuestDiedError).consoleTail).toMatch(/sysrq triggered crash/);
+			const tail = (err as GuestDiedError).consoleTail;
+			expect(tail, `the error's console tail:\n${tail}`).toMatch(/sysrq triggered crash/);
 			const kinds = g.vm.findings().map((f) => f.kind);
 			expect(kinds).toContain('panic');
 		} finally {
