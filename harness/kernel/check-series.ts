@@ -31,6 +31,12 @@ export const COMPAT_CASES: readonly string[] = ['tcp-connect-blackhole', 'udp-da
 /** Per prefix; a ccache-warm incremental build takes a minute or two on 2 shared cores. */
 export const BUILD_TIMEOUT_MS = 30 * 60_000;
 const CHECKPATCH_TIMEOUT_MS = 2 * 60_000;
+/**
+ * netdev's checkpatch flags, what its maintainers run on a posted series:
+ * plain --strict lets lines over 80 columns and typos through.  The
+ * --codespellfile they need comes from codespellDictionary().
+ */
+const CHECKPATCH_FLAGS: readonly string[] = ['--strict', '--max-line-length=80', '--codespell'];
 // xz-decompressing the 140 MB tarball is the slow part of setting up.
 const UNPACK_TIMEOUT_MS = 20 * 60_000;
 const CONFIGURE_TIMEOUT_MS = 10 * 60_000;
@@ -262,10 +268,30 @@ function compatCases(): Case[] {
 	});
 }
 
-async function runCheckpatch(src: string, patch: Patch): Promise<PrefixRow['checkpatch']> {
+/**
+ * codespell's dictionary, for checkpatch --codespell.  checkpatch reads the
+ * file itself and, when it is not there, says so in passing and checks no
+ * spelling at all: a missing codespell must stop the run, not pass every
+ * patch unchecked.  Python is asked where its codespell_lib is rather than
+ * trusting one path: Debian's package is in the system python's
+ * dist-packages, which a python3 earlier on PATH (pyenv, a venv) does not
+ * see, so /usr/bin/python3 is asked first and PATH's python3 (a pip
+ * install) after it.
+ */
+async function codespellDictionary(): Promise<string> {
+	const script = 'import codespell_lib, os; print(os.path.join(os.path.dirname(codespell_lib.__file__), "data", "dictionary.txt"))';
+	for (const python of ['/usr/bin/python3', 'python3']) {
+		const r = await execa(python, ['-c', script], { reject: false, stdin: 'ignore' });
+		const path = r.exitCode === 0 ? r.stdout.trim() : '';
+		if (path && existsSync(path)) return path;
+	}
+	throw new LarvalError('no codespell dictionary for checkpatch --codespell (no python3 imports codespell_lib): install the codespell package (`make deps`)');
+}
+
+async function runCheckpatch(src: string, patch: Patch, dictionary: string): Promise<PrefixRow['checkpatch']> {
 	const t0 = performance.now();
 	// Inside the tree, so that it finds its spelling and const_structs lists.
-	const r = await execa('perl', ['scripts/checkpatch.pl', '--strict', patch.path], { cwd: src, reject: false, all: true, timeout: CHECKPATCH_TIMEOUT_MS, stdin: 'ignore' });
+	const r = await execa('perl', ['scripts/checkpatch.pl', ...CHECKPATCH_FLAGS, '--codespellfile', dictionary, patch.path], { cwd: src, reject: false, all: true, timeout: CHECKPATCH_TIMEOUT_MS, stdin: 'ignore' });
 	const seconds = since(t0);
 	if (r.timedOut) return { status: 'failed', seconds, totals: null, findings: [], detail: `checkpatch timed out after ${CHECKPATCH_TIMEOUT_MS / 1000} s` };
 	const v = checkpatchVerdict(r.all ?? '', r.exitCode ?? -1);
@@ -364,6 +390,8 @@ export async function checkSeries(opts: CheckSeriesOptions): Promise<CheckSeries
 	const source = await findKernelSource(line);
 	const cases = compatCases();
 	const fragments = fragmentPaths(join(kernelPatchesDir, 'config'), 'base');
+	// Before the unpacking: a host without codespell learns it at once.
+	const dictionary = await codespellDictionary();
 	// A line's own tree: checking 7.3 never unpacks over a 6.12 run's objects.
 	const scratch = join(cacheRoot(), `check-series${line.cacheInfix ? `-${line.id}` : ''}`);
 	mkdirSync(scratch, { recursive: true });
@@ -392,7 +420,7 @@ export async function checkSeries(opts: CheckSeriesOptions): Promise<CheckSeries
 			const inRange = patches.slice(range.from - 1, range.to);
 			const checkpatch = new Map<string, PrefixRow['checkpatch']>();
 			for (const p of inRange) {
-				checkpatch.set(p.name, await runCheckpatch(tree.src, p));
+				checkpatch.set(p.name, await runCheckpatch(tree.src, p, dictionary));
 				progress(`check-series: checkpatch ${p.name}: ${checkpatchCell(checkpatch.get(p.name)!)}`);
 			}
 

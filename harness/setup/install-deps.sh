@@ -14,8 +14,8 @@ packages=(
 	busybox-static dropbear-bin iproute2 gzip
 	# --firewall stateful: nft in the guest
 	nftables
-	# kernel-patches/ checks
-	git patch perl quilt
+	# kernel-patches/ checks (codespell: the dictionary of checkpatch --codespell)
+	git patch perl quilt codespell
 	# `larval exec --with ping` in tests/vm/boot.test.ts
 	iputils-ping
 	# pgrep: the tests and .ci/run check that no QEMU outlived them
