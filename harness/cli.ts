@@ -521,7 +521,7 @@ const COMMANDS: Record<string, Command> = {
 		run: cmdRun,
 	},
 	bench: {
-		usage: `bench [--kernel K ...] [--repeat N] [--cpus N] [--only latency|fastpath|memory ...]
+		usage: `bench [--kernel K ...] [--repeat N] [--cpus N] [--only latency|fastpath|insns|memory ...]
         [--json FILE] [--compare BASELINE.json] [--tolerance PCT]
       Side-by-side figures (median of N): release latency of a held packet
       against steady-state one-way latency; TCP connect through a trap
@@ -529,8 +529,12 @@ const COMMANDS: Record<string, Command> = {
       wake cost of 1 against 1,000 sockets waiting on one acquire; UDP
       packets per second through ESP with the SA in place, each kernel
       against stock (N rounds booting every kernel in turn), and the boot
-      to the first command; memory per pending acquire and per held
-      packet at 10,000 acquires.  --compare: as bench-compare, after.`,
+      to the first command; guest instructions per sendto(), send(),
+      poll() and TCP round trip with the SA in place, both families, the
+      series' switch off and on (N rounds under QEMU's -icount, one vCPU:
+      deterministic, compared on their own measured noise); memory per
+      pending acquire and per held packet at 10,000 acquires.
+      --compare: as bench-compare, after.`,
 		options: { kernel: values, repeat: value, only: values, json: value, compare: value, tolerance: value, ...MACHINE_OPTIONS },
 		notes: [MACHINE_HELP, KERNEL_HELP],
 		run: cmdBench,

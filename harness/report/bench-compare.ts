@@ -11,6 +11,9 @@ export interface FigureChange {
 	id: string;
 	unit: string;
 	gate: boolean;
+	deterministic: boolean;
+	/** The tolerance this figure was held to, in percent. */
+	tolerancePct: number;
 	baseline: number | null;
 	current: number | null;
 	/** (current - baseline) / |baseline|, or null when either is missing. */
@@ -51,9 +54,12 @@ export function compareFigures(baseline: readonly BenchFigure[], current: readon
 		const cv = c?.value ?? null;
 		if (bv === null && cv === null) return [];
 		const change = bv !== null && cv !== null ? (bv === 0 ? (cv === 0 ? 0 : Infinity * Math.sign(cv)) : (cv - bv) / Math.abs(bv)) : null;
-		const verdict = verdictOf(b, c, change, tolerancePct / 100);
+		// A deterministic figure moves by its measured noise, whichever run measured more.
+		const own = [b?.tolerancePct, c?.tolerancePct].filter((t): t is number => typeof t === 'number');
+		const tol = own.length ? Math.max(...own) : tolerancePct;
+		const verdict = verdictOf(b, c, change, tol / 100);
 		const gate = (c ?? b)!.gate;
-		return [{ id, unit: (c ?? b)!.unit, gate, baseline: bv, current: cv, change, verdict }];
+		return [{ id, unit: (c ?? b)!.unit, gate, deterministic: Boolean((c ?? b)!.deterministic), tolerancePct: tol, baseline: bv, current: cv, change, verdict }];
 	});
 	const regressions = changes.filter((x) => x.verdict === 'regressed' || (x.verdict === 'gone' && x.gate));
 	return { changes, regressions, tolerancePct };
@@ -61,25 +67,30 @@ export function compareFigures(baseline: readonly BenchFigure[], current: readon
 
 function value(v: number | null, unit: string): string {
 	if (v === null) return '-';
-	const n = Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(3);
+	const n = Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : unit === 'x' ? v.toFixed(4) : v.toFixed(3);
 	return unit === 'x' ? `${n}x` : `${n} ${unit}`;
 }
 
 export function renderComparison(c: Comparison): string {
 	const table = textTable(
-		['figure', 'baseline', 'current', 'change', 'verdict'],
+		['figure', 'kind', 'baseline', 'current', 'change', 'allowed', 'verdict'],
 		c.changes.map((x) => [
 			`${x.id}${x.gate ? ' *' : ''}`,
+			x.deterministic ? 'deterministic' : 'timing',
 			value(x.baseline, x.unit),
 			value(x.current, x.unit),
-			x.change === null ? '-' : `${x.change >= 0 ? '+' : ''}${(x.change * 100).toFixed(1)}%`,
+			x.change === null ? '-' : `${x.change >= 0 ? '+' : ''}${(x.change * 100).toFixed(x.deterministic ? 3 : 1)}%`,
+			`${x.tolerancePct < 1 ? x.tolerancePct.toFixed(3) : x.tolerancePct.toFixed(0)}%`,
 			x.verdict === 'gone' && x.gate ? 'REGRESSED (gone)' : x.verdict === 'regressed' ? 'REGRESSED' : x.verdict,
 		]),
 	);
 	const verdict = c.regressions.length
-		? `${c.regressions.length} gated figure(s) regressed beyond ${c.tolerancePct}%: ${c.regressions.map((x) => x.id).join(', ')}`
-		: `no gated figure regressed beyond ${c.tolerancePct}%`;
-	return `${table}\n\n* gated: a regression beyond the tolerance fails the comparison; the others are shown only.\n${verdict}`;
+		? `${c.regressions.length} gated figure(s) regressed beyond their tolerance: ${c.regressions.map((x) => x.id).join(', ')}`
+		: 'no gated figure regressed beyond its tolerance';
+	return (
+		`${table}\n\n* gated: a regression beyond the tolerance fails the comparison; the others are shown only.\n` +
+		`deterministic: instruction counts under -icount, which the host's load cannot move; allowed their measured noise.  timing: allowed ${c.tolerancePct}% (--tolerance).\n${verdict}`
+	);
 }
 
 function isFigure(x: unknown): x is BenchFigure {
@@ -102,7 +113,7 @@ export function figuresOfJson(text: string, what: string): BenchFigure[] {
 	const figures = (doc as { figures?: unknown }).figures;
 	if (Array.isArray(figures)) {
 		if (!figures.every(isFigure)) throw new UsageError(`${what}: malformed figures`);
-		return figures.map((f) => ({ ...f, unit: String(f.unit ?? ''), gate: Boolean(f.gate) }));
+		return figures.map((f) => ({ ...f, unit: String(f.unit ?? ''), gate: Boolean(f.gate), ...(typeof f.tolerancePct === 'number' ? { tolerancePct: f.tolerancePct } : {}), ...(f.deterministic ? { deterministic: true } : {}) }));
 	}
 	return benchFigures(doc as Parameters<typeof benchFigures>[0]);
 }

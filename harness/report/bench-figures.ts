@@ -15,10 +15,23 @@ export interface BenchFigure {
 	 * and are shown only.
 	 */
 	gate: boolean;
+	/**
+	 * A count the host's load cannot move (instructions under -icount): it
+	 * is compared with its own tolerance, its measured noise, not the run's
+	 * percentage for timings.
+	 */
+	deterministic?: boolean;
+	/** This figure's own tolerance in percent (its measured noise); the run's --tolerance when absent. */
+	tolerancePct?: number;
 }
 
 function fig(id: string, value: number | null | undefined, unit: string, better: BenchFigure['better'], gate = false): BenchFigure {
 	return { id, value: value ?? null, unit, better, gate };
+}
+
+/** A deterministic figure, allowed to move by its measured noise (with a floor of one part in 10,000: rounding). */
+function countFig(id: string, value: number | null, unit: string, noisePct: number | null, gate: boolean): BenchFigure {
+	return { ...fig(id, value, unit, 'lower', gate), deterministic: true, tolerancePct: Math.max(noisePct ?? 0, 0.01) };
 }
 
 /**
@@ -48,6 +61,12 @@ export function benchFigures(r: Partial<BenchReport>): BenchFigure[] {
 		if (row.kernel !== fp!.baseline) {
 			out.push(fig(`received pps ${at} / ${fp!.baseline}`, row.ratio, 'x', 'higher', true), fig(`sent pps ${at} / ${fp!.baseline}`, row.sentRatio, 'x', 'higher'));
 		}
+	}
+	const ins = r.insns;
+	for (const row of ins?.rows ?? []) {
+		const at = `${row.op} IPv${row.family} ${row.kernel} [${row.setting === 'stock' ? 'no switch' : `xfrm_resolve ${row.setting}`}]`;
+		out.push(countFig(`insns/call ${at}`, row.perCall, 'insns', row.noisePct, false));
+		if (row.kernel !== ins!.baseline) out.push(countFig(`insns/call ${at} / ${ins!.baseline}`, row.ratio, 'x', row.ratioNoisePct, true));
 	}
 	for (const m of r.memory ?? []) {
 		const at = `${m.kernel} [${m.mode}]`;

@@ -4,6 +4,7 @@ import { progress } from '../util/progress.js';
 import { type AccelChoice, chooseAccelerator } from './accel.js';
 import { cpusFromEnvironment, type GuestMachine, MACHINE_PROBE, machineOfProbe, type Preemption, preemptLabel } from './machine.js';
 import { Vm } from './vm.js';
+import { UsageError } from '../util/errors.js';
 import { pathComponent } from '../util/paths.js';
 
 export interface GuestOptions {
@@ -12,6 +13,11 @@ export interface GuestOptions {
 	cpus?: number;
 	append?: readonly string[];
 	bootTimeoutMs?: number;
+	/**
+	 * Under QEMU's instruction counter (qemu-args.ts ICOUNT): TCG, one
+	 * vCPU, whatever KVM or LARVAL_CPUS say.
+	 */
+	icount?: boolean;
 	/** More cpio layers on top of the base image (e.g. extra programs). */
 	overlays?: ReadonlyArray<readonly [string, Buffer]>;
 }
@@ -47,7 +53,8 @@ export async function bootGuest(kernel: KernelTarget, opts: GuestOptions = {}): 
 	}
 	overlays.push(...(opts.overlays ?? []));
 	const initrd = combineInitrd(base, overlays);
-	const cpus = opts.cpus ?? cpusFromEnvironment();
+	if (opts.icount && opts.cpus !== undefined && opts.cpus !== 1) throw new UsageError(`an instruction-counting guest runs one vCPU, not ${opts.cpus}`);
+	const cpus = opts.icount ? 1 : (opts.cpus ?? cpusFromEnvironment());
 	const common = {
 		bzImage: kernel.bzImage,
 		initrd,
@@ -58,9 +65,10 @@ export async function bootGuest(kernel: KernelTarget, opts: GuestOptions = {}): 
 		append: opts.append,
 		// Debian's kernel has no X86_MPPARSE: with pci=noacpi it would bring up 1 of its vCPUs.
 		acpiPciIrqs: kernel.kind === 'distro' && cpus > 1,
+		icount: opts.icount,
 	};
-	const accel = await chooseAccelerator(common);
-	progress(`booting ${kernel.name} (${kernel.release}) under ${accel.accel} with ${cpus} vCPU(s)`);
+	const accel: AccelChoice = opts.icount ? { accel: 'tcg', reason: 'QEMU counts instructions (-icount) only under TCG' } : await chooseAccelerator(common);
+	progress(`booting ${kernel.name} (${kernel.release}) under ${accel.accel}${opts.icount ? ' -icount' : ''} with ${cpus} vCPU(s)`);
 	const vm = await Vm.boot({ ...common, name: pathComponent(kernel.name), accel: accel.accel, bootTimeoutMs: opts.bootTimeoutMs });
 	try {
 		const probed = machineOfProbe(await vm.run(MACHINE_PROBE, { timeoutMs: 30_000 }));

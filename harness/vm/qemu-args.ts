@@ -18,16 +18,32 @@ export interface QemuConfig {
 	acpiPciIrqs?: boolean;
 	/** The harness run the guest belongs to: its QEMU is named larval-RUN_ID (run-id.ts) so that the run finds its own. */
 	runId: string;
+	/**
+	 * QEMU's instruction counter (ICOUNT): the guest's clocks and TSC advance
+	 * by one nanosecond per instruction, never with the host's time, so a
+	 * TSC difference in the guest is an instruction count.  TCG only, one
+	 * vCPU, single-threaded.
+	 */
+	icount?: boolean;
 }
+
+/**
+ * shift=0: one instruction is one virtual nanosecond (the TSC then counts
+ * instructions exactly); sleep=off: an idle guest's clock jumps to its next
+ * timer instead of waiting for the host's, so a sleep costs no host time
+ * and no instruction is ever paced by the host; align=off: never slowed to
+ * the host's clock.
+ */
+export const ICOUNT = 'shift=0,sleep=off,align=off';
 
 /**
  * TCG's -accel value: one host thread per vCPU when there are several, so
  * two vCPUs really run at once and the guest's races happen; one thread
  * for a single vCPU.  An instruction clock (-icount, deterministic timing)
- * needs single-threaded TCG: an `icount` option of QemuConfig would choose
- * thread=single here.
+ * needs single-threaded TCG.
  */
-export function tcgAccel(c: Pick<QemuConfig, 'cpus'>): string {
+export function tcgAccel(c: Pick<QemuConfig, 'cpus' | 'icount'>): string {
+	if (c.icount) return 'tcg,thread=single';
 	return (c.cpus ?? DEFAULT_CPUS) > 1 ? 'tcg,thread=multi' : 'tcg';
 }
 
@@ -56,6 +72,7 @@ export function qemuArgs(c: QemuConfig): string[] {
 	}
 	const cpus = c.cpus ?? DEFAULT_CPUS;
 	if (!Number.isInteger(cpus) || cpus < 1 || cpus > MAX_CPUS) throw new Error(`invalid vCPU count ${cpus}`);
+	if (c.icount && (c.accel !== 'tcg' || cpus !== 1)) throw new Error(`-icount needs TCG and one vCPU, not ${c.accel} with ${cpus}`);
 	const args = [
 		'-name', guestName(c.runId),
 		'-nodefaults',
@@ -76,6 +93,7 @@ export function qemuArgs(c: QemuConfig): string[] {
 		'-netdev', `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${c.sshPort}-:22`,
 		'-device', 'virtio-net-pci,netdev=net0',
 		'-device', 'virtio-rng-pci',
+		...(c.icount ? ['-icount', ICOUNT] : []),
 	];
 	return args;
 }

@@ -28,6 +28,8 @@ export interface BootOptions {
 	cpus?: number;
 	append?: readonly string[];
 	acpiPciIrqs?: boolean;
+	/** QEMU's instruction counter (QemuConfig.icount). */
+	icount?: boolean;
 	/** From QEMU's start to a working ssh session. */
 	bootTimeoutMs?: number;
 }
@@ -138,6 +140,7 @@ export class Vm {
 			cpus: opts.cpus,
 			append: opts.append,
 			acpiPciIrqs: opts.acpiPciIrqs,
+			icount: opts.icount,
 			runId: runId(),
 		});
 		const [file, argv] = ownedCommand(QEMU, args);

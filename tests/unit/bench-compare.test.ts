@@ -41,7 +41,7 @@ describe('bench-compare', () => {
 		const c = compareFigures([f('kept', 1), f('lost', 1), f('nulled', 1)], [f('kept', 1), f('nulled', null), f('new', 3)], 10);
 		expect(c.changes.map((x) => [x.id, x.verdict])).toEqual([['kept', 'same'], ['lost', 'gone'], ['nulled', 'gone'], ['new', 'new']]);
 		expect(c.regressions.map((x) => x.id)).toEqual(['lost', 'nulled']);
-		expect(renderComparison(c)).toMatch(/2 gated figure\(s\) regressed beyond 10%: lost, nulled/);
+		expect(renderComparison(c)).toMatch(/2 gated figure\(s\) regressed beyond their tolerance: lost, nulled/);
 	});
 
 	it('skips figures neither run has, and handles a zero baseline', () => {
