@@ -200,7 +200,7 @@ function compatCell(b: CompatStep): string {
 /** One row per patch: its checkpatch result, whether it applies on the prefix before it, and the prefix's build and boot. */
 export function renderSeriesTable(rows: readonly PrefixRow[]): string {
 	return textTable(
-		['#', 'patch', 'checkpatch --strict', 'applies', 'build', 'build IPv6=n', 'boot + compat'],
+		['#', 'patch', 'checkpatch (netdev)', 'applies', 'build', 'build IPv6=n', 'boot + compat'],
 		rows.map((r) => [String(r.n), r.patch, checkpatchCell(r.checkpatch), stepCell(r.apply, 'yes'), buildCell(r.build), buildCell(r.buildNoIpv6), compatCell(r.boot)]),
 	);
 }

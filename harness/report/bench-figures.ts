@@ -29,9 +29,16 @@ function fig(id: string, value: number | null | undefined, unit: string, better:
 	return { id, value: value ?? null, unit, better, gate };
 }
 
-/** A deterministic figure, allowed to move by its measured noise (with a floor of one part in 10,000: rounding). */
+/**
+ * A deterministic figure, allowed to move by its measured noise, at least
+ * COUNT_TOLERANCE_FLOOR_PCT: boots differ by a few instructions per call
+ * (hash seeds, where the slab allocator stands), which a run of one round
+ * has no range over rounds to show.
+ */
+export const COUNT_TOLERANCE_FLOOR_PCT = 0.05;
+
 function countFig(id: string, value: number | null, unit: string, noisePct: number | null, gate: boolean): BenchFigure {
-	return { ...fig(id, value, unit, 'lower', gate), deterministic: true, tolerancePct: Math.max(noisePct ?? 0, 0.01) };
+	return { ...fig(id, value, unit, 'lower', gate), deterministic: true, tolerancePct: Math.max(noisePct ?? 0, COUNT_TOLERANCE_FLOOR_PCT) };
 }
 
 /**

@@ -72,16 +72,20 @@ describe('bench-compare', () => {
 		expect(() => figuresOfJson('{"rows": [], "figures": [{"id": 1}]}', 'm.json')).toThrow(/malformed/);
 	});
 
-	it('reads the committed baseline (make bench compares with it): the four gated ratios of the README\'s run', () => {
+	it("reads the committed baseline (make bench compares with it): the four gated timing ratios of the README's run and the instruction counts' sixteen", () => {
 		const text = readFileSync(new URL('../fixtures/bench-baseline.json', import.meta.url), 'utf8');
 		const figures = figuresOfJson(text, 'bench-baseline.json');
-		const gated = Object.fromEntries(figures.filter((x) => x.gate).map((x) => [x.id, Number(x.value?.toFixed(3))]));
+		const gated = Object.fromEntries(figures.filter((x) => x.gate && !x.deterministic).map((x) => [x.id, Number(x.value?.toFixed(3))]));
 		expect(gated).toEqual({
 			'release/steady patched [xfrm_resolve=1]': 1.584,
 			'connect ratio patched [xfrm_resolve=1]': 2.024,
 			'wake 1000/1 patched [xfrm_resolve=1]': 4.093,
 			'received pps patched [xfrm_resolve=1] / stock': 0.894,
 		});
+		// And the instruction counts' ratios (make bench on 0001-0025), each gated on its own noise, under 1 %.
+		const counts = figures.filter((x) => x.gate && x.deterministic);
+		expect(counts).toHaveLength(16);
+		for (const f of counts) expect(f.tolerancePct).toBeLessThan(1);
 		expect(compareFigures(figures, figures, 50).regressions).toEqual([]);
 	});
 });

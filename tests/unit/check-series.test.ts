@@ -147,7 +147,7 @@ describe('the table', () => {
 			row(3, { apply: { status: 'skipped' }, build: { status: 'skipped' }, buildNoIpv6: { status: 'skipped' }, boot: { status: 'failed', seconds: 20, bootSeconds: 3.4, passed: 3, total: 4, cells: [], detail: 'udp-datagrams-lost: 3/3 echoed' } }),
 		];
 		const table = renderSeriesTable(rows).split('\n');
-		expect(table[0]).toMatch(/^\| # \| patch +\| checkpatch --strict +\| applies +\| build +\| build IPv6=n +\| boot \+ compat +\|$/);
+		expect(table[0]).toMatch(/^\| # \| patch +\| checkpatch \(netdev\) +\| applies +\| build +\| build IPv6=n +\| boot \+ compat +\|$/);
 		expect(table).toHaveLength(5);
 		expect(table[2]).toMatch(/^\| 1 \| 0001-x\.patch \| ok \(0 errors, 0 warnings, 0 checks\) 3\.2 s +\| yes 0\.08 s \| ok 142 s +\| ok 95 s +\| ok 4\/4 \(boot 3\.1 s, total 32 s\) +\|$/);
 		expect(table[3]).toMatch(/FAIL \(0 errors, 1 warnings, 0 checks\) 2\.9 s .*\| FAIL 45 s \(1 error, 2 warnings\) \| FAIL 40 s \(1 error\) \| not reached/);
