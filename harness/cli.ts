@@ -345,8 +345,8 @@ type Figures = ReturnType<typeof figuresOfJson>;
 const figuresOfFile = (path: string): Figures => figuresOfJson(readInput(path, 'bench figures'), path);
 
 /** Prints the comparison of two runs' figures; 1 when a gated figure regressed. */
-function compareBench(baselinePath: string, baseline: Figures, current: Figures, tolerancePct: number): number {
-	const c = compareFigures(baseline, current, tolerancePct);
+function compareBench(baselinePath: string, baseline: Figures, current: Figures, tolerancePct: number, partsRun?: ReadonlySet<string>): number {
+	const c = compareFigures(baseline, current, tolerancePct, partsRun);
 	console.log(`\nAgainst ${baselinePath}:\n${renderComparison(c)}`);
 	return c.regressions.length ? EXIT.failed : EXIT.ok;
 }
@@ -368,7 +368,7 @@ async function cmdBench(args: ParsedArgs): Promise<number> {
 	console.log(renderBenchReport(report));
 	console.log(`median of ${repeat} runs each; latencies on the guest's CLOCK_MONOTONIC, boots on the host's clock; ${report.machines.join('; ')}; ${Math.round((Date.now() - started) / 1000)} s`);
 	writeReport(single(args, 'json'), JSON.stringify({ ...report, figures }, null, '\t'));
-	return baseline && baselinePath ? compareBench(baselinePath, baseline, figures, tolerancePct) : EXIT.ok;
+	return baseline && baselinePath ? compareBench(baselinePath, baseline, figures, tolerancePct, new Set(parts)) : EXIT.ok;
 }
 
 async function cmdBenchCompare(args: ParsedArgs): Promise<number> {

@@ -37,14 +37,26 @@ function verdictOf(b: BenchFigure | undefined, c: BenchFigure | undefined, chang
 	return c.gate ? 'regressed' : 'worse';
 }
 
+/** The part of `larval bench` (bench-run.ts BENCH_PARTS) a figure comes from, by its name. */
+export function figurePart(id: string): 'latency' | 'fastpath' | 'insns' | 'memory' {
+	if (id.startsWith('insns/')) return 'insns';
+	if (/^(received|sent) pps |^boot to first command /.test(id)) return 'fastpath';
+	if (id.startsWith('bytes per ')) return 'memory';
+	return 'latency';
+}
+
 /**
  * Every figure of either run, baseline's order first: a gated figure that
  * got worse by more than @tolerancePct percent, or that the baseline had
- * and the current run has not, is a regression.  Pure.
+ * and the current run has not, is a regression.  A baseline figure of a
+ * part the current run did not run (`--only`) is left out: it is not
+ * gone, it was not asked for.  Pure.
  */
-export function compareFigures(baseline: readonly BenchFigure[], current: readonly BenchFigure[], tolerancePct = DEFAULT_TOLERANCE_PCT): Comparison {
+export function compareFigures(baseline: readonly BenchFigure[], current: readonly BenchFigure[], tolerancePct = DEFAULT_TOLERANCE_PCT, partsRun?: ReadonlySet<string>): Comparison {
 	if (!(tolerancePct >= 0)) throw new UsageError(`the tolerance must be a percentage, not ${tolerancePct}`);
-	const base = new Map(baseline.map((f) => [f.id, f]));
+	// Two files (bench-compare): the parts the current one has figures of.
+	const ran = partsRun ?? new Set(current.map((f) => figurePart(f.id)));
+	const base = new Map(baseline.filter((f) => ran.has(figurePart(f.id))).map((f) => [f.id, f]));
 	const cur = new Map(current.map((f) => [f.id, f]));
 	const ids = [...new Set([...base.keys(), ...cur.keys()])];
 	const changes = ids.flatMap((id): FigureChange[] => {

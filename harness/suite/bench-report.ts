@@ -27,7 +27,7 @@ export interface BenchReport {
 	insns?: {
 		baseline: string;
 		payload: number;
-		opsPerBatch: number;
+		opsPerBatch: Readonly<Record<string, number>>;
 		batches: number;
 		warmup: number;
 		rows: InsnRow[];
@@ -51,7 +51,7 @@ export function renderBenchReport(r: BenchReport): string {
 		const i = r.insns;
 		parts.push(
 			`Instructions per call, SA in place (deterministic: QEMU's -icount, the guest's TSC counting instructions; UDP through ESP to a dummy device, TCP round trips of ${i.payload} bytes to an echo peer): ` +
-				`median of ${i.batches} batches of ${i.opsPerBatch} calls per round, ratios round by round; noise = 1.4826 MAD of the batches\n${renderInsns(i.rows, i.baseline)}`,
+				`median of ${i.batches} batches (${Object.entries(i.opsPerBatch).map(([op, n]) => `${n} ${op}`).join(', ')}) per round, ratios round by round; noise = 1.4826 MAD of the batches\n${renderInsns(i.rows, i.baseline)}`,
 		);
 	}
 	if (r.memory?.length) {

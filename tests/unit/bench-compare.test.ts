@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { compareFigures, figuresOfJson, renderComparison } from '../../harness/report/bench-compare.js';
+import { compareFigures, figurePart, figuresOfJson, renderComparison } from '../../harness/report/bench-compare.js';
 import { type BenchFigure, benchFigures } from '../../harness/report/bench-figures.js';
 import type { BenchRow } from '../../harness/suite/bench.js';
 
@@ -87,5 +87,16 @@ describe('bench-compare', () => {
 		expect(counts).toHaveLength(16);
 		for (const f of counts) expect(f.tolerancePct).toBeLessThan(1);
 		expect(compareFigures(figures, figures, 50).regressions).toEqual([]);
+	});
+
+	it('leaves out the baseline figures of parts the current run did not run, never those of a part that ran', () => {
+		const baseline = [f('connect ratio patched [xfrm_resolve=1]', 2), f('insns/call poll IPv4 patched [xfrm_resolve off] / stock', 1.001)];
+		const insnsOnly = [f('insns/call poll IPv4 patched [xfrm_resolve off] / stock', 1.001)];
+		expect(compareFigures(baseline, insnsOnly, 25, new Set(['insns'])).regressions).toEqual([]);
+		expect(compareFigures(baseline, insnsOnly, 25).changes.map((x) => x.id)).toEqual(['insns/call poll IPv4 patched [xfrm_resolve off] / stock']);
+		// latency ran and produced nothing: its gated figure is gone
+		expect(compareFigures(baseline, insnsOnly, 25, new Set(['insns', 'latency'])).regressions.map((x) => x.id)).toEqual(['connect ratio patched [xfrm_resolve=1]']);
+		expect(figurePart('received pps patched [xfrm_resolve=1] / stock')).toBe('fastpath');
+		expect(figurePart('bytes per held packet patched [xfrm_resolve=1]')).toBe('memory');
 	});
 });
