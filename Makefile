@@ -49,23 +49,28 @@ run: deps build
 	$(LARVAL) run --main --json $(RESULTS)/run.json --junit $(RESULTS)/run.xml
 
 run-full: kernels
-	$(LARVAL) run $(foreach k,$(KERNELS),--kernel $(k)) --json $(RESULTS)/run-full.json --junit $(RESULTS)/run-full.xml
+	$(LARVAL) run $(foreach k,$(KERNELS),--kernel $(k)) $(if $(SHARD),--shard $(SHARD)) --json $(RESULTS)/run-full.json --junit $(RESULTS)/run-full.xml
 
 # Every test: unit tests of pure functions, then the suites that boot real
 # guests, in the ci tier (tests/vm/repeat.ts: sized for CI's budget on a
 # fresh 2-core machine).  The JSON report is what .ci/run counts;
 # junit.xml (vitest's own writer) is for CI systems that render JUnit.
 VITEST_REPORTS = --reporter=default --reporter=json --outputFile.json=$(RESULTS)/vitest.json --reporter=junit --outputFile.junit=$(RESULTS)/junit.xml
+# SHARD=I/N: the I-th of N parts of the test files (vitest --shard), for
+# N machines or CI jobs (.github/workflows/ci.yml); each part's report is
+# counted alone, and .ci/merge-reports adds them up.
+SHARD ?=
+VITEST_SHARD = $(if $(SHARD),--shard=$(SHARD))
 test: kernels kernel-debug
 	@mkdir -p $(RESULTS)
-	LARVAL_TIER=ci npx vitest run $(VITEST_REPORTS)
+	LARVAL_TIER=ci npx vitest run $(VITEST_SHARD) $(VITEST_REPORTS)
 
 # The same suites at full size: the series' rows 3 times, the stock matrix
 # on Debian's kernel too, strongSwan on all three kernels, the stress on the
 # race flavour (KCSAN) as well.
 test-full: kernels kernel-debug kernel-race
 	@mkdir -p $(RESULTS)
-	LARVAL_TIER=full npx vitest run $(VITEST_REPORTS)
+	LARVAL_TIER=full npx vitest run $(VITEST_SHARD) $(VITEST_REPORTS)
 
 test-unit: build
 	npx vitest run --project unit
@@ -128,7 +133,7 @@ run-mainline: kernels-mainline
 test-mainline: kernels-mainline
 	LARVAL_LINE=7.3 $(LARVAL) build --kernel patched --config debug
 	@mkdir -p $(RESULTS)
-	LARVAL_LINE=7.3 LARVAL_TIER=ci npx vitest run --reporter=default --reporter=json --outputFile.json=$(RESULTS)/vitest-7.3.json
+	LARVAL_LINE=7.3 LARVAL_TIER=ci npx vitest run $(VITEST_SHARD) --reporter=default --reporter=json --outputFile.json=$(RESULTS)/vitest-7.3.json
 
 check-series-mainline: deps-mainline build
 	$(LARVAL) check-series --line 7.3 --json $(RESULTS)/check-series-7.3.json

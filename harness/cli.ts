@@ -19,6 +19,8 @@ import { dirname, join } from 'node:path';
 import { pathComponent, repoRoot, resultsRoot } from './util/paths.js';
 import { CASES, findCase, RESOLVE_1 } from './suite/cases.js';
 import { mainCases, progressText, runMatrix, selectCases } from './suite/plan.js';
+import { parseShard, shardOf } from './suite/shard.js';
+import { mergeRuns, type RunJson, runJsonOf } from './report/merge.js';
 import { type CellResult, cellPassed, cellText } from './suite/session.js';
 import { narrate } from './suite/outcome.js';
 import { BENCH_PARTS, type BenchPart, runBench } from './suite/bench-run.js';
@@ -309,7 +311,11 @@ async function cmdRun(args: ParsedArgs): Promise<number> {
 	const main = args.flags.has('main');
 	const kernels = kernelSpecs(args, main ? ['distro', 'patched'] : ['distro', 'stock', 'patched']);
 	const filter = single(args, 'filter');
-	const cases = main && filter === undefined ? mainCases() : selectCases(filter ?? '');
+	const allCases = main && filter === undefined ? mainCases() : selectCases(filter ?? '');
+	const shardText = single(args, 'shard');
+	const shard = shardText === undefined ? undefined : parseShard(shardText);
+	const cases = shard ? shardOf(allCases, shard) : allCases;
+	if (shard) console.error(`shard ${shard.index}/${shard.count}: ${cases.length} of ${allCases.length} cases`);
 	const repeat = repeatOf(args, main ? '1' : '3');
 	const { cpus } = machineOptions(args);
 	const started = Date.now();
@@ -321,9 +327,23 @@ async function cmdRun(args: ParsedArgs): Promise<number> {
 	say(`\n${table}\n\n${renderMachines(cells, kernels)}\n`);
 	say(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; ${Math.round((Date.now() - started) / 1000)} s`);
 	if (ktap) process.stdout.write(renderKtap(cells, kernels));
-	writeReport(single(args, 'json'), JSON.stringify({ kernels, repeat, cpus, cells }, (_, v) => (typeof v === 'bigint' ? String(v) : v), '\t'));
+	const run: RunJson = { kernels, repeat, cpus, ...(shard ? { shard } : {}), caseIds: allCases.map((c) => c.id), main, cells };
+	writeReport(single(args, 'json'), JSON.stringify(run, (_, v) => (typeof v === 'bigint' ? String(v) : v), '\t'));
 	writeReport(single(args, 'junit'), renderJunit(cells));
 	return cells.every(cellPassed) ? EXIT.ok : EXIT.failed;
+}
+
+/** `larval merge`: the shards of one run as one table, JSON and JUnit; 1 when a cell failed. */
+async function cmdMerge(args: ParsedArgs): Promise<number> {
+	const files = args.positional;
+	if (!files.length) throw new UsageError('needs the run files to merge: larval merge RUN.json ...');
+	const run = mergeRuns(files.map((name) => ({ name, run: runJsonOf(readInput(name, 'run results'), name) })));
+	const table = args.flags.has('wide') ? renderTable(run.cells, run.kernels) : renderCompactTable(run.cells, run.kernels, { byCase: Boolean(run.main) });
+	console.log(`${table}\n\n${renderMachines(run.cells, run.kernels)}\n`);
+	console.log(`${run.cells.filter(cellPassed).length}/${run.cells.length} cells as expected, merged from ${files.length} file(s); ${run.repeat} run(s) each`);
+	writeReport(single(args, 'json'), JSON.stringify(run, null, '\t'));
+	writeReport(single(args, 'junit'), renderJunit(run.cells));
+	return run.cells.every(cellPassed) ? EXIT.ok : EXIT.failed;
 }
 
 function benchParts(args: ParsedArgs): BenchPart[] {
@@ -506,7 +526,7 @@ const COMMANDS: Record<string, Command> = {
 		run: cmdRepro,
 	},
 	run: {
-		usage: `run [--main] [--kernel K ...] [--filter PATTERN] [--repeat N] [--cpus N] [--json FILE] [--junit FILE] [--ktap] [--wide]
+		usage: `run [--main] [--kernel K ...] [--filter PATTERN] [--repeat N] [--shard I/N] [--cpus N] [--json FILE] [--junit FILE] [--ktap] [--wide]
       Run the semantics matrix on each kernel (default: distro stock
       patched), each progress line saying which cell of how many and the
       time left, and print one table: a row per case and mode, a column per
@@ -515,10 +535,23 @@ const COMMANDS: Record<string, Command> = {
       --main: the main job (make run): the README table's behaviours, one
       cell each per kernel (the series' mode where the kernel has it, else
       stock's default), once; default kernels distro and patched.
-      --ktap: KTAP on stdout instead (a subtest per kernel), the rest on stderr.`,
-		options: { main: flag, kernel: values, filter: value, repeat: value, json: value, junit: value, ktap: flag, wide: flag, ...MACHINE_OPTIONS },
+      --ktap: KTAP on stdout instead (a subtest per kernel), the rest on stderr.
+      --shard I/N: every N-th case from the I-th (all its kernels and modes),
+      for N machines or CI jobs; \`larval merge\` joins their --json files.`,
+		options: { main: flag, kernel: values, filter: value, repeat: value, shard: value, json: value, junit: value, ktap: flag, wide: flag, ...MACHINE_OPTIONS },
 		notes: [MACHINE_HELP, KERNEL_HELP],
 		run: cmdRun,
+	},
+	merge: {
+		usage: `merge RUN.json ... [--json FILE] [--junit FILE] [--wide]
+      The \`run --shard I/N --json\` files of one run as one: the table, the
+      verdict line, JSON and JUnit an unsharded run would give.  Every
+      shard once, the same kernels, repeat count and vCPUs, no cell twice,
+      or a one-line error.  Exit 1 when a cell is not as expected.`,
+		options: { json: value, junit: value, wide: flag },
+		positionals: 64,
+		notes: [],
+		run: cmdMerge,
 	},
 	bench: {
 		usage: `bench [--kernel K ...] [--repeat N] [--cpus N] [--only latency|fastpath|insns|memory ...]
