@@ -35,7 +35,7 @@ function fig(id: string, value: number | null | undefined, unit: string, better:
  * (hash seeds, where the slab allocator stands), which a run of one round
  * has no range over rounds to show.
  */
-export const COUNT_TOLERANCE_FLOOR_PCT = 0.02;
+export const COUNT_TOLERANCE_FLOOR_PCT = 0.05;
 
 function countFig(id: string, value: number | null, unit: string, noisePct: number | null, gate: boolean): BenchFigure {
 	return { ...fig(id, value, unit, 'lower', gate), deterministic: true, tolerancePct: Math.max(noisePct ?? 0, COUNT_TOLERANCE_FLOOR_PCT) };

@@ -137,7 +137,7 @@ function insnCommand(topo: Topology, op: InsnOp, family: 4 | 6): string[] {
  * starts a TCP echo per family on the far side, then per setting (sysctls applied in the near
  * namespace, in order) measures every op of both families.
  */
-export async function measureInsns(vm: Vm, topo: Topology, settings: readonly InsnStep[]): Promise<Map<InsnSetting, InsnRun[]>> {
+export async function measureInsns(vm: Vm, topo: Topology, settings: readonly InsnStep[], ops: readonly InsnOp[] = INSN_OPS): Promise<Map<InsnSetting, InsnRun[]>> {
 	const echo = (family: 4 | 6) => {
 		const log = `${RUN_DIR}/insns-echo-${family}.tap`;
 		return [
@@ -147,7 +147,7 @@ export async function measureInsns(vm: Vm, topo: Topology, settings: readonly In
 	};
 	const measure = settings.flatMap(({ setting, sysctls }) => [
 		...sysctlSteps(topo.kmNamespace, sysctls),
-		...INSN_OPS.flatMap((op) =>
+		...ops.flatMap((op) =>
 			INSN_FAMILIES.map((family) => `echo "=== ${setting}-${key(op, family)}"; ip netns exec ${topo.client.ns} ${shellJoin(insnCommand(topo, op, family))} 2>&1`),
 		),
 	]);
@@ -165,7 +165,7 @@ export async function measureInsns(vm: Vm, topo: Topology, settings: readonly In
 	const r = await vm.exec(script, { timeoutMs: 20 * 60_000 });
 	const s = splitSections(r.stdout);
 	if (s.has('not-ready')) throw new LarvalError(`instruction-count set-up failed in the guest: ${s.get('not-ready')!.trim()}`, r.stderr);
-	return new Map(settings.map(({ setting }) => [setting, INSN_OPS.flatMap((op) => INSN_FAMILIES.map((family) => insnRunOf(s.get(`${setting}-${key(op, family)}`) ?? '', op, family)))]));
+	return new Map(settings.map(({ setting }) => [setting, ops.flatMap((op) => INSN_FAMILIES.map((family) => insnRunOf(s.get(`${setting}-${key(op, family)}`) ?? '', op, family)))]));
 }
 
 /**

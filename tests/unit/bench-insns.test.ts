@@ -60,7 +60,7 @@ describe('the instruction-count figures', () => {
 		const base = benchFigures(report(1.001));
 		const gated = base.filter((f) => f.gate).map((f) => f.id);
 		expect(gated).toEqual(['insns/call send IPv4 patched [xfrm_resolve off] / stock', 'insns/call send IPv4 patched [xfrm_resolve on] / stock']);
-		// +0.1 % is nothing to a timing's 50 %, but twice this figure's tolerance (its noise, or the 0.02 % floor).
+		// +0.1 % is nothing to a timing's 50 %, but twice this figure's tolerance (its noise, or the 0.05 % floor).
 		const c = compareFigures(base, benchFigures(report(1.002)), 50);
 		expect(c.regressions.map((x) => x.id)).toEqual(['insns/call send IPv4 patched [xfrm_resolve on] / stock']);
 		expect(c.changes.find((x) => x.id.startsWith('insns/call send IPv4 patched [xfrm_resolve on] /'))!.deterministic).toBe(true);
