@@ -323,11 +323,21 @@ async function cmdRun(args: ParsedArgs): Promise<number> {
 	const ktap = args.flags.has('ktap');
 	const say = ktap ? console.error : console.log;
 	const cells = await runMatrix({ kernels, cases, repeat, cpus, main, onCell: (c, p) => printCell(c, say, progressText(p)) });
-	const table = args.flags.has('wide') ? renderTable(cells, kernels) : renderCompactTable(cells, kernels, { byCase: main });
-	say(`\n${table}\n\n${renderMachines(cells, kernels)}\n`);
-	say(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${repeat} run(s) each; ${Math.round((Date.now() - started) / 1000)} s`);
 	if (ktap) process.stdout.write(renderKtap(cells, kernels));
 	const run: RunJson = { kernels, repeat, cpus, ...(shard ? { shard } : {}), caseIds: allCases.map((c) => c.id), main, cells };
+	return reportRun(args, run, say, `${repeat} run(s) each; ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+/**
+ * What `run` and `merge` print and write of a run: the table (--wide: every
+ * run in full), the machines, the verdict line ending in @how, --json and
+ * --junit.  1 when a cell is not as expected.
+ */
+function reportRun(args: ParsedArgs, run: RunJson, say: (text: string) => void, how: string): number {
+	const { cells, kernels } = run;
+	const table = args.flags.has('wide') ? renderTable(cells, kernels) : renderCompactTable(cells, kernels, { byCase: Boolean(run.main) });
+	say(`\n${table}\n\n${renderMachines(cells, kernels)}\n`);
+	say(`${cells.filter(cellPassed).length}/${cells.length} cells as expected; ${how}`);
 	writeReport(single(args, 'json'), JSON.stringify(run, (_, v) => (typeof v === 'bigint' ? String(v) : v), '\t'));
 	writeReport(single(args, 'junit'), renderJunit(cells));
 	return cells.every(cellPassed) ? EXIT.ok : EXIT.failed;
@@ -338,12 +348,7 @@ async function cmdMerge(args: ParsedArgs): Promise<number> {
 	const files = args.positional;
 	if (!files.length) throw new UsageError('needs the run files to merge: larval merge RUN.json ...');
 	const run = mergeRuns(files.map((name) => ({ name, run: runJsonOf(readInput(name, 'run results'), name) })));
-	const table = args.flags.has('wide') ? renderTable(run.cells, run.kernels) : renderCompactTable(run.cells, run.kernels, { byCase: Boolean(run.main) });
-	console.log(`${table}\n\n${renderMachines(run.cells, run.kernels)}\n`);
-	console.log(`${run.cells.filter(cellPassed).length}/${run.cells.length} cells as expected, merged from ${files.length} file(s); ${run.repeat} run(s) each`);
-	writeReport(single(args, 'json'), JSON.stringify(run, null, '\t'));
-	writeReport(single(args, 'junit'), renderJunit(run.cells));
-	return run.cells.every(cellPassed) ? EXIT.ok : EXIT.failed;
+	return reportRun(args, run, console.log, `merged from ${files.length} file(s); ${run.repeat} run(s) each`);
 }
 
 function benchParts(args: ParsedArgs): BenchPart[] {

@@ -237,29 +237,34 @@ export function noisePct(xs: readonly number[]): number | null {
 export function summarizeInsns(samples: readonly InsnSample[], baseline: string): InsnRow[] {
 	const rows: InsnRow[] = [];
 	const groups = [...new Set(samples.map((s) => `${s.kernel}\u0000${s.setting}`))];
-	const runOf = (s: InsnSample, op: InsnOp, family: number) => s.runs.find((r) => r.op === op && r.family === family);
+	// Each sample's run of one call, with the sample's round, in the samples' order.
+	const runsOf = (of: readonly InsnSample[], op: InsnOp, family: number) =>
+		of.flatMap((s) => {
+			const run = s.runs.find((r) => r.op === op && r.family === family);
+			return run ? [{ round: s.round, run }] : [];
+		});
+	const baselineSamples = samples.filter((s) => s.kernel === baseline);
 	for (const g of groups) {
 		const [kernel, setting] = g.split('\u0000') as [string, InsnSetting];
 		const mine = samples.filter((s) => s.kernel === kernel && s.setting === setting);
 		for (const op of INSN_OPS) {
 			for (const family of INSN_FAMILIES) {
-				const runs = mine.flatMap((s) => (runOf(s, op, family) ? [{ round: s.round, run: runOf(s, op, family)! }] : []));
+				const runs = runsOf(mine, op, family);
 				const ok = runs.filter((x) => !x.run.problems.length);
 				const all = ok.flatMap((x) => x.run.perCall);
 				const m = median(all);
 				const sp = spread(all);
-				const ratios = kernel === baseline
-					? []
-					: ok.flatMap((x) => {
-							const b = samples.find((s) => s.kernel === baseline && s.round === x.round);
-							const br = b && runOf(b, op, family);
-							const bm = br && !br.problems.length ? median(br.perCall) : null;
-							const xm = median(x.run.perCall);
-							return bm && xm !== null ? [xm / bm] : [];
-						});
+				const baseRuns = kernel === baseline ? [] : runsOf(baselineSamples, op, family);
+				// Round by round, against the baseline's first sample of that round.
+				const ratios = ok.flatMap((x) => {
+					const br = baseRuns.find((y) => y.round === x.round)?.run;
+					const bm = br && !br.problems.length ? median(br.perCall) : null;
+					const xm = median(x.run.perCall);
+					return bm && xm !== null ? [xm / bm] : [];
+				});
 				const rr = spread(ratios);
 				const noise = noisePct(all);
-				const base = kernel === baseline ? [] : samples.filter((s) => s.kernel === baseline).flatMap((s) => (runOf(s, op, family) && !runOf(s, op, family)!.problems.length ? runOf(s, op, family)!.perCall : []));
+				const base = baseRuns.flatMap((y) => (y.run.problems.length ? [] : y.run.perCall));
 				const baseNoise = noisePct(base);
 				const r = median(ratios);
 				rows.push({

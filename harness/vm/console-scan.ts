@@ -101,7 +101,8 @@ export function consoleTail(text: string, n: number): string {
 	const lines = text.split(/\r?\n/);
 	if (lines.at(-1) === '') lines.pop();
 	let start = Math.max(0, lines.length - n);
-	const last = scanConsole(lines.join('\n')).at(-1);
+	// Same split as scanConsole's, so its line numbers index @lines.
+	const last = scanConsole(text).at(-1);
 	if (last && last.line - 1 < start && lines.length - (last.line - 1) <= TAIL_REACH_LINES) start = last.line - 1;
 	return lines.slice(start).join('\n');
 }
